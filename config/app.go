@@ -1,0 +1,174 @@
+package config
+
+import (
+	"os"
+	"syscall"
+	"time"
+)
+
+// Balance says how connections on an app's listen addresses reach its workers.
+type Balance string
+
+// The balance modes of design §3.
+const (
+	// BalanceShared binds one socket per address and hands the same socket
+	// to every worker; whichever worker accepts first gets the connection.
+	BalanceShared Balance = "shared"
+	// BalanceReusePort binds one SO_REUSEPORT socket per worker slot.
+	BalanceReusePort Balance = "reuseport"
+	// BalanceProxy accepts in the master and forwards to private worker ports.
+	BalanceProxy Balance = "proxy"
+)
+
+// ReadyKind says how the master learns that a worker is ready for traffic.
+type ReadyKind string
+
+// Readiness kinds (design §4).
+const (
+	// ReadyDelay: online after Ready.Delay without exiting (einhorn's timer ack).
+	ReadyDelay ReadyKind = "delay"
+	// ReadyNotify: the worker sends READY=1 on its NOTIFY_SOCKET.
+	ReadyNotify ReadyKind = "notify"
+	// ReadyIPC: a Node worker calls process.send('ready') on its IPC channel.
+	ReadyIPC ReadyKind = "ipc"
+	// ReadyListen: proxy mode, the worker's private port accepts.
+	ReadyListen ReadyKind = "listen"
+	// ReadyHTTP: proxy mode, GET Ready.Path on the worker's port answers 2xx.
+	ReadyHTTP ReadyKind = "http"
+)
+
+// Ready is a parsed `ready` value.
+type Ready struct {
+	Kind  ReadyKind
+	Delay time.Duration // for ReadyDelay
+	Path  string        // for ReadyHTTP
+}
+
+// Network of a listen address.
+type Network string
+
+// Address networks.
+const (
+	TCP  Network = "tcp"
+	Unix Network = "unix"
+)
+
+// Listen is one address from an app's `listen` list.
+type Listen struct {
+	// Network is TCP or Unix.
+	Network Network
+	// Address is host:port for TCP ("[::1]:8080", "0.0.0.0:80", ":8080")
+	// or the socket path for Unix.
+	Address string
+	// Name goes into LISTEN_FDNAMES for this socket; the app's name when unset.
+	Name string
+	// Mode is the permission of a unix socket file (default 0660).
+	Mode os.FileMode
+	// Line is where the address was written, for error messages.
+	Line int
+}
+
+// String returns the address as a user writes it ("unix:/run/app.sock").
+func (l Listen) String() string {
+	if l.Network == Unix {
+		return "unix:" + l.Address
+	}
+	return l.Address
+}
+
+// ExecMode is PM2's exec_mode.
+type ExecMode string
+
+// Exec modes. In cluster mode (the default) workers get the master's sockets;
+// in fork mode they get none and `listen` must be empty.
+const (
+	ExecCluster ExecMode = "cluster"
+	ExecFork    ExecMode = "fork"
+)
+
+// App is one entry of the app file after parsing, validation and defaults.
+// Every field holds its final value: callers never apply defaults again.
+type App struct {
+	// Name is unique in the file; defaults to the script's base name without extension.
+	Name string
+	// Command is the program launch executes: the interpreter when there is
+	// one, else the script itself. Not yet resolved against PATH.
+	Command string
+	// Args follow Command: interpreter args, the script, then `args`.
+	Args []string
+	// Script is the script as written (first element of a list).
+	Script string
+	// Interpreter is the chosen interpreter, "" for none.
+	Interpreter string
+	// Dir is the working directory, absolute (default: the app file's directory).
+	Dir string
+	// Instances is the count as written: >0 exact, 0 = one per CPU,
+	// <0 = CPUs minus n. Use Count to resolve it.
+	Instances int
+	// InstancesSet says whether the file gave `instances`.
+	InstancesSet bool
+	ExecMode     ExecMode
+	// Env is added to the master's environment for every worker.
+	Env map[string]string
+	// Autorestart (default true): restart a worker whose process exits.
+	Autorestart bool
+	// StopExitCodes are exit codes after which the worker is not restarted.
+	StopExitCodes []int
+	// MaxRestarts unstable restarts in a row before the worker is errored (16).
+	MaxRestarts int
+	// MinUptime: a run shorter than this is unstable (1s).
+	MinUptime time.Duration
+	// RestartDelay is a fixed delay before a restart; 0 if unset.
+	RestartDelay time.Duration
+	// ExpBackoffRestartDelay is the first delay of PM2's exponential backoff; 0 if unset.
+	ExpBackoffRestartDelay time.Duration
+	// MaxMemoryRestart in bytes; 0 = no limit.
+	MaxMemoryRestart int64
+	// KillTimeout: time from the stop signal to SIGKILL (1600ms).
+	KillTimeout time.Duration
+	// ListenTimeout: a worker not ready within it is a failed start (3000ms).
+	ListenTimeout time.Duration
+	// WaitReady is PM2's wait_ready as written.
+	WaitReady bool
+	// Ready is the resolved readiness rule.
+	Ready Ready
+	// Credential, when non-nil, runs workers as this uid/gid.
+	Credential *syscall.Credential
+	// User is the uid/gid as written, for messages.
+	User string
+	// Listen are the addresses the master binds for this app.
+	Listen []Listen
+	// Balance is the balance mode (default shared).
+	Balance Balance
+	// StopSignal is sent to the worker's process group to stop it (SIGTERM).
+	StopSignal syscall.Signal
+
+	// Line is where the app's entry starts in the file.
+	Line int
+}
+
+// File is a parsed app file.
+type File struct {
+	// Path is the file as given.
+	Path string
+	Apps []*App
+	// Warnings are non-fatal findings (PM2 keys we ignore, features not yet
+	// supported), each naming file, line and key.
+	Warnings []string
+}
+
+// Count resolves Instances against cpus (runtime.GOMAXPROCS(0) in the
+// master): 0 means cpus, a negative n means cpus+n, never below 1.
+func (a *App) Count(cpus int) int {
+	n := a.Instances
+	switch {
+	case n == 0:
+		n = cpus
+	case n < 0:
+		n = cpus + n
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}

@@ -1,0 +1,905 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/launch-go/launch/config"
+	"github.com/launch-go/launch/workers"
+)
+
+// Sockets is what a supervisor needs of the app's listening sockets
+// (balancer.Set implements it).
+type Sockets interface {
+	// Files returns the fds and LISTEN_FDNAMES for the worker in slot.
+	Files(slot int) ([]*os.File, []string)
+	// Port is the first TCP port, for PORT; 0 when none.
+	Port() int
+	// Len is the number of sockets.
+	Len() int
+	// Pause makes the sockets refuse new connections; it returns how many
+	// queued connections were reset (-1: unknown).
+	Pause() (int, error)
+	// Resume undoes Pause.
+	Resume() error
+	// Paused reports whether Pause is in effect.
+	Paused() bool
+}
+
+// Starter starts worker processes (workers.Spawner implements it).
+type Starter interface {
+	Start(workers.Spec) (*workers.Process, error)
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	// Transition: a worker changed state (Event.Transition).
+	Transition EventKind = iota
+	// AppReady: every worker of the app became ready (or settled) for the
+	// first time since the supervisor started.
+	AppReady
+	// AppErrored: every worker of the app is errored; nobody serves it.
+	AppErrored
+	// Lost: a worker is in the unknown state; the master must escalate.
+	Lost
+	// Note: something the user should read (Event.Msg).
+	Note
+)
+
+// Event is what a supervisor reports to the master.
+type Event struct {
+	App        string
+	Kind       EventKind
+	Transition workers.Transition
+	Msg        string
+}
+
+// Options configure a Supervisor.
+type Options struct {
+	// App is the validated app.
+	App *config.App
+	// Instances is the initial number of slots (≥ 1).
+	Instances int
+	// Sockets are the app's listening sockets; nil for none.
+	Sockets Sockets
+	// Starter forks workers.
+	Starter Starter
+	// Output receives the workers' stdout/stderr; nil discards them.
+	Output *workers.Log
+	// Clock is the time source; RealClock when nil.
+	Clock Clock
+	// Environ is the base environment of every worker (os.Environ()).
+	Environ []string
+	// Notify receives events from the supervisor goroutine. It must not
+	// block for long and must not call back into the supervisor.
+	Notify func(Event)
+}
+
+// ErrStopped is returned by commands sent to a supervisor that has
+// stopped or is stopping.
+var ErrStopped = errors.New("supervisor stopped")
+
+// Supervisor runs one app's workers: it starts one per slot, applies the
+// restart policy when they exit, and replaces them on request. One
+// goroutine owns all of its state; the methods send it commands.
+type Supervisor struct {
+	app    *config.App
+	policy Policy
+	opts   Options
+	clock  Clock
+
+	cmds   chan func()
+	events chan event
+	done   chan struct{}
+
+	// Owned by the run goroutine:
+	slots       []*slot
+	stopping    bool
+	readySent   bool
+	erroredSent bool
+	hinted      map[string]bool
+}
+
+type slot struct {
+	index    int
+	w        *worker   // the worker serving this slot
+	next     *worker   // its replacement while replaceSlot runs
+	old      []*worker // replaced workers still stopping
+	hist     History
+	removing bool // scale-down: drop the slot once w has stopped
+}
+
+type timerKind int
+
+const (
+	tRestart timerKind = iota
+	tReadyDeadline
+	tDelayReady
+	tKill
+	numTimers
+)
+
+type worker struct {
+	slot    *slot
+	m       workers.Machine
+	proc    *workers.Process
+	gen     int // bumped per process, so stale events are ignored
+	started time.Time
+	ready   bool
+	timers  [numTimers]Timer
+	// restartDelay is the pending backoff while WaitingRestart.
+	restartDelay time.Duration
+	lastExit     *workers.ExitStatus
+	// tailOf is the last process, kept after exit for its stderr tail.
+	tailOf *workers.Process
+	// onReady and onStopped are one-shot hooks for replaceSlot.
+	onReady   func()
+	onStopped func(err error)
+}
+
+type evKind int
+
+const (
+	evExit evKind = iota
+	evReady
+	evTimer
+)
+
+type event struct {
+	w      *worker
+	gen    int
+	kind   evKind
+	timer  timerKind
+	status workers.ExitStatus
+}
+
+// Start starts the supervisor goroutine and the app's workers.
+func Start(opts Options) *Supervisor {
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Instances < 1 {
+		opts.Instances = 1
+	}
+	s := &Supervisor{
+		app:    opts.App,
+		policy: PolicyFor(opts.App),
+		opts:   opts,
+		clock:  opts.Clock,
+		cmds:   make(chan func()),
+		events: make(chan event, 64),
+		done:   make(chan struct{}),
+		hinted: map[string]bool{},
+	}
+	go s.run()
+	return s
+}
+
+// Done is closed when every worker has stopped after Stop or Kill.
+func (s *Supervisor) Done() <-chan struct{} { return s.done }
+
+// do runs fn on the supervisor goroutine and waits for it to be taken.
+func (s *Supervisor) do(fn func()) error {
+	select {
+	case s.cmds <- fn:
+		return nil
+	case <-s.done:
+		return ErrStopped
+	}
+}
+
+// Stop stops every worker gracefully: the stop signal to each process
+// group, SIGKILL after kill_timeout. It returns at once; wait on Done.
+func (s *Supervisor) Stop() { s.do(func() { s.stopAll(false) }) }
+
+// Kill sends SIGKILL to every worker's process group at once; wait on Done.
+func (s *Supervisor) Kill() { s.do(func() { s.stopAll(true) }) }
+
+// ReplaceAll replaces every worker, one slot at a time, with replaceSlot:
+// start the new worker, wait until it is ready, stop the old one. It stops
+// at the first slot whose replacement fails and returns why; the workers
+// not yet replaced keep serving.
+func (s *Supervisor) ReplaceAll() error {
+	reply := make(chan error, 1)
+	if err := s.do(func() { s.rollFrom(0, reply) }); err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-s.done:
+		return ErrStopped
+	}
+}
+
+// Scale changes the number of slots to n (≥ 1): new slots start workers;
+// removed slots (the highest first) stop theirs gracefully.
+func (s *Supervisor) Scale(n int) error {
+	if n < 1 {
+		return fmt.Errorf("scale %s to %d: at least 1 instance", s.app.Name, n)
+	}
+	return s.do(func() { s.scale(n) })
+}
+
+// Size returns the current number of slots.
+func (s *Supervisor) Size() int {
+	reply := make(chan int, 1)
+	if s.do(func() { reply <- len(s.slots) }) != nil {
+		return 0
+	}
+	return <-reply
+}
+
+// WorkerInfo describes one worker, for `launch ls` and tests.
+type WorkerInfo struct {
+	App      string        `json:"app"`
+	Instance int           `json:"instance"`
+	PID      int           `json:"pid"`
+	State    workers.State `json:"state"`
+	Since    time.Time     `json:"since"`
+	Restarts int           `json:"restarts"`
+	// Incoming is true for a replacement that is not serving yet.
+	Incoming bool   `json:"incoming,omitempty"`
+	LastExit string `json:"last_exit,omitempty"`
+}
+
+// Workers returns a snapshot of every worker, by slot; nil once stopped.
+func (s *Supervisor) Workers() []WorkerInfo {
+	reply := make(chan []WorkerInfo, 1)
+	if s.do(func() { reply <- s.snapshot() }) != nil {
+		return nil
+	}
+	return <-reply
+}
+
+func (s *Supervisor) snapshot() []WorkerInfo {
+	var out []WorkerInfo
+	add := func(w *worker, incoming bool) {
+		st, since := w.m.State()
+		info := WorkerInfo{App: s.app.Name, Instance: w.slot.index, State: st, Since: since,
+			Restarts: w.slot.hist.Restarts, Incoming: incoming}
+		if w.proc != nil {
+			info.PID = w.proc.PID
+		}
+		if w.lastExit != nil {
+			info.LastExit = w.lastExit.String()
+		}
+		out = append(out, info)
+	}
+	for _, sl := range s.slots {
+		add(sl.w, false)
+		if sl.next != nil {
+			add(sl.next, true)
+		}
+		for _, o := range sl.old {
+			add(o, false)
+		}
+	}
+	return out
+}
+
+// run is the supervisor goroutine.
+func (s *Supervisor) run() {
+	defer close(s.done)
+	for i := 0; i < s.opts.Instances; i++ {
+		s.addSlot()
+	}
+	for !(s.stopping && s.live() == 0) {
+		select {
+		case fn := <-s.cmds:
+			fn()
+		case ev := <-s.events:
+			s.handle(ev)
+		}
+	}
+	for _, sl := range s.slots {
+		for _, w := range s.workersOf(sl) {
+			w.stopTimers()
+		}
+	}
+}
+
+func (s *Supervisor) workersOf(sl *slot) []*worker {
+	ws := append([]*worker{sl.w}, sl.old...)
+	if sl.next != nil {
+		ws = append(ws, sl.next)
+	}
+	return ws
+}
+
+// live counts workers with a process.
+func (s *Supervisor) live() int {
+	n := 0
+	for _, sl := range s.slots {
+		for _, w := range s.workersOf(sl) {
+			if w.proc != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (s *Supervisor) post(ev event) {
+	select {
+	case s.events <- ev:
+	case <-s.done:
+	}
+}
+
+func (s *Supervisor) notify(ev Event) {
+	ev.App = s.app.Name
+	if s.opts.Notify != nil {
+		s.opts.Notify(ev)
+	}
+}
+
+func (s *Supervisor) note(format string, args ...any) {
+	s.notify(Event{Kind: Note, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (s *Supervisor) newWorker(sl *slot) *worker {
+	w := &worker{slot: sl}
+	w.m.Name = fmt.Sprintf("%s.%d", s.app.Name, sl.index)
+	w.m.Now = s.clock.Now
+	w.m.OnChange = func(t workers.Transition) { s.notify(Event{Kind: Transition, Transition: t}) }
+	return w
+}
+
+func (s *Supervisor) addSlot() {
+	sl := &slot{index: len(s.slots)}
+	sl.w = s.newWorker(sl)
+	s.slots = append(s.slots, sl)
+	s.launch(sl.w)
+}
+
+// set applies a transition; an illegal one is a bug, reported loudly.
+func (s *Supervisor) set(w *worker, to workers.State, reason string) {
+	if err := w.m.Set(to, reason); err != nil {
+		s.note("internal error: %v", err)
+	}
+}
+
+func (w *worker) state() workers.State {
+	st, _ := w.m.State()
+	return st
+}
+
+func (s *Supervisor) after(w *worker, k timerKind, d time.Duration) {
+	if t := w.timers[k]; t != nil {
+		t.Stop()
+	}
+	gen := w.gen
+	w.timers[k] = s.clock.AfterFunc(d, func() { s.post(event{w: w, gen: gen, kind: evTimer, timer: k}) })
+}
+
+func (w *worker) stopTimer(k timerKind) {
+	if t := w.timers[k]; t != nil {
+		t.Stop()
+		w.timers[k] = nil
+	}
+}
+
+func (w *worker) stopTimers() {
+	for k := range w.timers {
+		w.stopTimer(timerKind(k))
+	}
+}
+
+// launch starts a process for w: from None, Stopped, WaitingRestart or
+// Errored to Launching. A start that fails before the fork (program not
+// found, bad directory) errors the worker: retrying cannot help.
+func (s *Supervisor) launch(w *worker) {
+	if s.opts.Sockets != nil && s.opts.Sockets.Paused() {
+		if err := s.opts.Sockets.Resume(); err != nil {
+			s.note("cannot resume listening: %v", err)
+		} else {
+			s.note("listening again")
+		}
+	}
+	spec, err := s.spec(w.slot.index, w.m.Name)
+	var p *workers.Process
+	if err == nil {
+		p, err = s.opts.Starter.Start(spec)
+	}
+	if err != nil {
+		if w.state() == workers.None || w.state() == workers.Stopped || w.state() == workers.WaitingRestart || w.state() == workers.Errored {
+			s.set(w, workers.Launching, "start")
+		}
+		w.lastExit = &workers.ExitStatus{Code: -1}
+		s.set(w, workers.Errored, err.Error())
+		if w.onStopped != nil {
+			w.onStopped(err)
+			w.onStopped = nil
+		}
+		s.checkApp()
+		return
+	}
+	w.gen++
+	w.proc, w.tailOf, w.started, w.ready = p, p, s.clock.Now(), false
+	s.set(w, workers.Launching, "pid "+strconv.Itoa(p.PID))
+	s.after(w, tReadyDeadline, s.app.ListenTimeout)
+	if s.app.Ready.Kind == config.ReadyDelay {
+		s.after(w, tDelayReady, s.app.Ready.Delay)
+	}
+	go s.watch(w, p, w.gen)
+}
+
+// watch forwards p's readiness and exit to the supervisor goroutine.
+// It ends when p has exited (or the supervisor is gone).
+func (s *Supervisor) watch(w *worker, p *workers.Process, gen int) {
+	select {
+	case <-p.Ready():
+		s.post(event{w: w, gen: gen, kind: evReady})
+	case <-p.Done():
+	case <-s.done:
+		return
+	}
+	select {
+	case <-p.Done():
+		s.post(event{w: w, gen: gen, kind: evExit, status: p.Status()})
+	case <-s.done:
+	}
+}
+
+// spec builds the Spec for slot's next worker, resolving the program now,
+// so a rebuilt binary or changed PATH is picked up by every start.
+func (s *Supervisor) spec(slotIndex int, name string) (workers.Spec, error) {
+	a := s.app
+	env := mergeEnv(s.opts.Environ, a.Env)
+	inst := strconv.Itoa(slotIndex)
+	env = setEnv(env, "LAUNCH_APP", a.Name)
+	env = setEnv(env, "LAUNCH_INSTANCE", inst)
+	env = setEnv(env, "NODE_APP_INSTANCE", inst)
+	spec := workers.Spec{
+		Name:       name,
+		Args:       a.Args,
+		Dir:        a.Dir,
+		Credential: a.Credential,
+		Output:     s.opts.Output,
+		Notify:     a.Ready.Kind == config.ReadyNotify,
+		IPC:        a.Ready.Kind == config.ReadyIPC,
+	}
+	if s.opts.Sockets != nil && a.ExecMode != config.ExecFork {
+		spec.Files, spec.FileNames = s.opts.Sockets.Files(slotIndex)
+		if p := s.opts.Sockets.Port(); p != 0 {
+			env = setEnv(env, "PORT", strconv.Itoa(p))
+		}
+	}
+	spec.Env = env
+	path, err := lookPath(a.Command, a.Dir, getEnv(env, "PATH"))
+	if err != nil {
+		return spec, err
+	}
+	spec.Path = path
+	if len(spec.Files) > 0 && !s.hinted["wrapper"] && isWrapper(path) {
+		s.hinted["wrapper"] = true
+		s.note("the worker runs through %s, so LISTEN_PID names %s, not your app: apps that check it "+
+			"(sd_listen_fds, go-systemd) will ignore the sockets. Use `exec` in the script or run the app directly.",
+			filepath.Base(path), filepath.Base(path))
+	}
+	return spec, nil
+}
+
+// handle applies one event from a process watcher or a timer.
+func (s *Supervisor) handle(ev event) {
+	w := ev.w
+	if ev.gen != w.gen {
+		return // about a previous process of this worker
+	}
+	switch ev.kind {
+	case evReady:
+		s.becomeReady(w, "READY")
+	case evExit:
+		s.exited(w, ev.status)
+	case evTimer:
+		w.timers[ev.timer] = nil
+		s.timer(w, ev.timer)
+	}
+}
+
+func (s *Supervisor) timer(w *worker, k timerKind) {
+	switch k {
+	case tDelayReady:
+		if w.proc != nil {
+			s.becomeReady(w, "up "+roundDur(s.app.Ready.Delay).String())
+		}
+	case tReadyDeadline:
+		if w.proc != nil && w.state() == workers.Launching {
+			s.note("%s (pid %d) was not ready within listen_timeout %s; stopping it", w.m.Name, w.proc.PID, s.app.ListenTimeout)
+			s.signal(w, s.app.StopSignal)
+			s.after(w, tKill, s.app.KillTimeout)
+		}
+	case tKill:
+		if w.proc != nil {
+			s.note("%s (pid %d) did not exit within kill_timeout %s; sending SIGKILL", w.m.Name, w.proc.PID, s.app.KillTimeout)
+			s.signal(w, syscall.SIGKILL)
+		}
+	case tRestart:
+		if w.state() == workers.WaitingRestart && !s.stopping {
+			s.launch(w)
+		}
+	}
+}
+
+func (s *Supervisor) signal(w *worker, sig syscall.Signal) {
+	if err := w.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		s.note("%s: %v", w.m.Name, err)
+	}
+}
+
+func (s *Supervisor) becomeReady(w *worker, how string) {
+	if w.state() != workers.Launching {
+		return
+	}
+	w.ready = true
+	w.stopTimer(tReadyDeadline)
+	w.stopTimer(tDelayReady)
+	s.set(w, workers.Online, how)
+	if w.onReady != nil {
+		f := w.onReady
+		w.onReady = nil
+		f()
+	}
+	s.checkApp()
+}
+
+// exited handles the exit of w's process.
+func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
+	w.stopTimers()
+	uptime := s.clock.Now().Sub(w.started)
+	w.proc = nil
+	w.lastExit = &st
+	sl := w.slot
+	defer s.checkApp()
+
+	if st.Lost {
+		s.set(w, workers.Unknown, st.String())
+		s.notify(Event{Kind: Lost, Msg: fmt.Sprintf("%s: %s", w.m.Name, st)})
+		s.finish(w, fmt.Errorf("%s: %s", w.m.Name, st))
+		return
+	}
+	if w.state() == workers.Stopping || s.stopping {
+		s.set(w, workers.Stopped, st.String())
+		s.finish(w, nil)
+		return
+	}
+	if w == sl.next {
+		// A replacement that died before it was ready: discard it; the
+		// old worker keeps the slot.
+		s.hint(w, st)
+		s.set(w, workers.Stopped, "replacement failed: "+st.String())
+		sl.next = nil
+		s.finish(w, fmt.Errorf("%s: replacement exited before it was ready (%s)", w.m.Name, st))
+		return
+	}
+	if !w.ready {
+		s.hint(w, st)
+	}
+	d := s.policy.OnExit(&sl.hist, uptime, st, w.ready)
+	switch d.Action {
+	case Stop:
+		s.set(w, workers.Stopped, d.Reason)
+	case GiveUp:
+		s.set(w, workers.Errored, d.Reason)
+	case Restart:
+		w.restartDelay = d.Delay
+		s.set(w, workers.WaitingRestart, d.Reason)
+		s.after(w, tRestart, d.Delay)
+	}
+	s.finish(w, nil)
+}
+
+// finish runs w's onStopped hook once and drops w from its slot's old
+// list; a removed slot goes when its worker is done.
+func (s *Supervisor) finish(w *worker, err error) {
+	sl := w.slot
+	if i := slices.Index(sl.old, w); i >= 0 {
+		sl.old = slices.Delete(sl.old, i, i+1)
+	}
+	if f := w.onStopped; f != nil {
+		w.onStopped = nil
+		f(err)
+	}
+	if sl.removing && w == sl.w && w.proc == nil && len(sl.old) == 0 {
+		if i := slices.Index(s.slots, sl); i >= 0 {
+			s.slots = slices.Delete(s.slots, i, i+1)
+		}
+	}
+}
+
+// hint explains early exits whose cause launch can recognise.
+func (s *Supervisor) hint(w *worker, st workers.ExitStatus) {
+	if s.hinted["addrinuse"] {
+		return
+	}
+	for _, line := range w.lastTail() {
+		l := strings.ToLower(line)
+		if strings.Contains(l, "eaddrinuse") || strings.Contains(l, "address already in use") {
+			s.hinted["addrinuse"] = true
+			s.note("%s exited (%s) with \"address already in use\": the app binds its own port instead of "+
+				"using the socket launch passes as fd 3 (LISTEN_FDS). Make it use the inherited socket, "+
+				"or set `balance: proxy` for apps that can only bind a port.", w.m.Name, st)
+			return
+		}
+	}
+}
+
+// lastTail returns the stderr tail of the process that just exited.
+func (w *worker) lastTail() []string {
+	if w.tailOf == nil {
+		return nil
+	}
+	return w.tailOf.Tail()
+}
+
+// stop stops w gracefully: the stop signal, then SIGKILL after
+// kill_timeout. A worker without a process goes straight to Stopped.
+func (s *Supervisor) stop(w *worker, reason string) {
+	switch w.state() {
+	case workers.Stopping, workers.Stopped, workers.None, workers.Unknown:
+		return
+	}
+	if w.proc == nil {
+		w.stopTimers()
+		s.set(w, workers.Stopped, reason)
+		s.finish(w, nil)
+		return
+	}
+	s.set(w, workers.Stopping, reason)
+	s.signal(w, s.app.StopSignal)
+	w.stopTimer(tReadyDeadline)
+	w.stopTimer(tDelayReady)
+	s.after(w, tKill, s.app.KillTimeout)
+}
+
+func (s *Supervisor) stopAll(force bool) {
+	first := !s.stopping
+	s.stopping = true
+	for _, sl := range s.slots {
+		for _, w := range s.workersOf(sl) {
+			if first || w.proc == nil {
+				s.stop(w, "master stopping")
+			}
+			if force && w.proc != nil {
+				s.signal(w, syscall.SIGKILL)
+			}
+		}
+	}
+}
+
+// replaceSlot starts a new worker in slot i, waits until it is ready, then
+// stops the old one; done is called once, with nil when the old worker has
+// stopped, or with the reason the replacement failed (the old worker then
+// keeps serving).
+func (s *Supervisor) replaceSlot(i int, done func(error)) {
+	sl := s.slots[i]
+	if sl.next != nil {
+		done(fmt.Errorf("%s.%d: a replacement is already starting", s.app.Name, i))
+		return
+	}
+	nw := s.newWorker(sl)
+	sl.next = nw
+	nw.onStopped = func(err error) {
+		if sl.next == nw {
+			sl.next = nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%s: replacement stopped before it was ready", nw.m.Name)
+		}
+		done(err)
+	}
+	nw.onReady = func() {
+		old := sl.w
+		sl.w, sl.next = nw, nil
+		nw.onStopped = nil
+		sl.hist.Restarts++
+		sl.hist.Unstable = 0
+		if old.proc == nil {
+			s.stop(old, "replaced")
+			done(nil)
+			return
+		}
+		sl.old = append(sl.old, old)
+		old.onStopped = done
+		s.stop(old, fmt.Sprintf("replaced by pid %d", nw.proc.PID))
+	}
+	s.launch(nw)
+}
+
+// rollFrom replaces slots i, i+1, ... one after the other.
+func (s *Supervisor) rollFrom(i int, reply chan<- error) {
+	if s.stopping {
+		reply <- ErrStopped
+		return
+	}
+	if i >= len(s.slots) {
+		reply <- nil
+		return
+	}
+	s.replaceSlot(i, func(err error) {
+		if err != nil {
+			reply <- fmt.Errorf("reload %s stopped at instance %d: %w", s.app.Name, i, err)
+			return
+		}
+		s.rollFrom(i+1, reply)
+	})
+}
+
+func (s *Supervisor) scale(n int) {
+	if s.stopping {
+		return
+	}
+	for len(s.activeSlots()) < n {
+		s.addSlot()
+	}
+	active := s.activeSlots()
+	for i := len(active) - 1; i >= n; i-- {
+		sl := active[i]
+		sl.removing = true
+		if sl.next != nil {
+			s.stop(sl.next, "scaled down")
+		}
+		s.stop(sl.w, "scaled down")
+		s.finish(sl.w, nil)
+	}
+}
+
+func (s *Supervisor) activeSlots() []*slot {
+	var out []*slot
+	for _, sl := range s.slots {
+		if !sl.removing {
+			out = append(out, sl)
+		}
+	}
+	return out
+}
+
+// checkApp reports app-wide changes: ready, all errored; and pauses the
+// sockets when no worker will come back soon (design §3), so clients are
+// refused at once instead of hanging.
+func (s *Supervisor) checkApp() {
+	if s.stopping {
+		return
+	}
+	online, errored, comeback := 0, 0, 0
+	for _, sl := range s.activeSlots() {
+		for _, w := range []*worker{sl.w, sl.next} {
+			if w == nil {
+				continue
+			}
+			switch w.state() {
+			case workers.Online:
+				online++
+				comeback++
+			case workers.Launching, workers.Stopping:
+				comeback++
+			case workers.WaitingRestart:
+				if w.restartDelay <= s.app.ListenTimeout {
+					comeback++
+				}
+			case workers.Errored:
+				errored++
+			}
+		}
+	}
+	n := len(s.activeSlots())
+	if !s.readySent && online+errored == n && online > 0 {
+		s.readySent = true
+		s.notify(Event{Kind: AppReady, Msg: fmt.Sprintf("%d of %d workers online", online, n)})
+	}
+	if errored == n && n > 0 {
+		if !s.erroredSent {
+			s.erroredSent = true
+			s.readySent = true
+			s.notify(Event{Kind: AppErrored, Msg: fmt.Sprintf("every worker (%d) is errored: nobody serves %s; fix the app and run `launch restart %s`", n, s.app.Name, s.app.Name)})
+		}
+	} else {
+		s.erroredSent = false
+	}
+	if comeback == 0 && s.opts.Sockets != nil && s.opts.Sockets.Len() > 0 && !s.opts.Sockets.Paused() {
+		reset, err := s.opts.Sockets.Pause()
+		switch {
+		case err != nil:
+			s.note("cannot pause listening: %v", err)
+		case reset > 0:
+			s.note("no worker will come back soon: stopped listening, new connections are refused; %d queued connections were reset", reset)
+		default:
+			s.note("no worker will come back soon: stopped listening, new connections are refused")
+		}
+	}
+}
+
+// mergeEnv returns base with app's variables set over it.
+func mergeEnv(base []string, app map[string]string) []string {
+	env := slices.Clone(base)
+	keys := make([]string, 0, len(app))
+	for k := range app {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = setEnv(env, k, app[k])
+	}
+	return env
+}
+
+func setEnv(env []string, k, v string) []string {
+	prefix := k + "="
+	for i, kv := range env {
+		if strings.HasPrefix(kv, prefix) {
+			env[i] = prefix + v
+			return env
+		}
+	}
+	return append(env, prefix+v)
+}
+
+func getEnv(env []string, k string) string {
+	prefix := k + "="
+	for _, kv := range env {
+		if strings.HasPrefix(kv, prefix) {
+			return kv[len(prefix):]
+		}
+	}
+	return ""
+}
+
+// lookPath finds the program like execvp would with the worker's PATH;
+// relative paths with a slash are taken against dir.
+func lookPath(file, dir, path string) (string, error) {
+	if strings.Contains(file, "/") {
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		if err := executable(file); err != nil {
+			return "", fmt.Errorf("cannot run %s: %w", file, err)
+		}
+		return file, nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, file)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("cannot find %q in PATH (%s)", file, path)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return errors.New("is a directory")
+	}
+	if fi.Mode()&0o111 == 0 {
+		return errors.New("not executable (chmod +x, or set `interpreter`)")
+	}
+	return nil
+}
+
+func isWrapper(path string) bool {
+	switch filepath.Base(path) {
+	case "sh", "bash", "dash", "zsh", "npm", "npx", "yarn", "pnpm", "env":
+		return true
+	}
+	return false
+}
