@@ -1,0 +1,482 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// These tests run the real launch binary, as a user would, on the example
+// apps: real processes, real sockets on 127.0.0.1, real signals.
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "launch-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, pkg := range []string{"./", "../../examples/hello", "../../examples/crashy"} {
+		out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// master is a running `launch` process and its output.
+type launchProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+	err  error
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startMaster(t *testing.T, args ...string) *launchProc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "launch"), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	m := &launchProc{t: t, cmd: cmd, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			m.mu.Lock()
+			m.out.WriteString(sc.Text() + "\n")
+			m.mu.Unlock()
+		}
+	}()
+	go func() {
+		m.err = cmd.Wait()
+		pw.Close()
+		close(m.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-m.done:
+		default:
+			cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-m.done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-m.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("launch output:\n%s", m.output())
+		}
+	})
+	return m
+}
+
+func (m *launchProc) output() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.out.String()
+}
+
+func (m *launchProc) waitFor(substr string, d time.Duration) {
+	m.t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(m.output(), substr) {
+		select {
+		case <-m.done:
+			if strings.Contains(m.output(), substr) {
+				return
+			}
+			m.t.Fatalf("launch exited (%v) before printing %q", m.err, substr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("launch did not print %q within %s", substr, d)
+		}
+	}
+}
+
+func (m *launchProc) wait(d time.Duration) int {
+	m.t.Helper()
+	select {
+	case <-m.done:
+	case <-time.After(d):
+		m.t.Fatalf("launch did not exit within %s", d)
+	}
+	var ee *exec.ExitError
+	if errors.As(m.err, &ee) {
+		return ee.ExitCode()
+	}
+	if m.err != nil {
+		m.t.Fatal(m.err)
+	}
+	return 0
+}
+
+var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// get returns the X-Pid of the worker that answered.
+func get(url string) (int, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return strconv.Atoi(resp.Header.Get("X-Pid"))
+}
+
+// alive reports whether pid runs; a zombie (dead, not yet reaped by its
+// new parent after the master died) counts as dead.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func helloApp(t *testing.T, port int, extra string) string {
+	return writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: web
+    script: %s/hello
+    listen: ["127.0.0.1:%d"]
+    ready: notify
+    kill_timeout: 3s
+%s`, binDir, port, extra))
+}
+
+func TestTwoWorkersCrashAndCleanStop(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := startMaster(t, helloApp(t, port, ""), "-i", "2") // flags after the file
+	m.waitFor(fmt.Sprintf("launch: web: 2 workers on 127.0.0.1:%d (shared socket)", port), 10*time.Second)
+	m.waitFor("web: ready", 15*time.Second)
+	m.waitFor("web.0 | listening on fd 3", 5*time.Second)
+
+	seen := map[int]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		pid, err := get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[pid] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("requests reached %d workers, want 2", len(seen))
+	}
+	// Kill one worker while requests flow: the port keeps accepting.
+	var victim int
+	for pid := range seen {
+		victim = pid
+		break
+	}
+	syscall.Kill(victim, syscall.SIGKILL)
+	for i := 0; i < 200; i++ {
+		if _, err := get(url); err != nil {
+			t.Fatalf("request %d after SIGKILL of a worker: %v", i, err)
+		}
+	}
+	m.waitFor("killed by SIGKILL", 5*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(m.output(), "→ online") < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Count(m.output(), "→ online") < 3 {
+		t.Fatal("the killed worker was not replaced")
+	}
+
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	for pid := range seen {
+		if alive(pid) {
+			t.Errorf("worker %d alive after the master exited", pid)
+		}
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Errorf("port not released: %v", err)
+	} else {
+		l.Close()
+	}
+}
+
+func TestCrashAtOneInstanceRefusesNothing(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := startMaster(t, "-i", "1", helloApp(t, port, ""))
+	m.waitFor("web: ready", 15*time.Second)
+	pid, err := get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	// With the only worker dead, new connections wait in the master's
+	// queue until the replacement accepts them.
+	for i := 0; i < 20; i++ {
+		got, err := get(url)
+		if err != nil {
+			t.Fatalf("request %d while the only worker restarts: %v", i, err)
+		}
+		if got == pid {
+			t.Fatalf("answered by the killed worker %d", pid)
+		}
+	}
+}
+
+func TestMasterSIGKILLLeavesNoWorker(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := startMaster(t, "-i", "2", helloApp(t, port, ""))
+	m.waitFor("web: ready", 15*time.Second)
+	seen := map[int]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		if pid, err := get(url); err == nil {
+			seen[pid] = true
+		}
+	}
+	m.cmd.Process.Kill()
+	m.wait(5 * time.Second)
+	deadline := time.Now().Add(time.Second)
+	for {
+		left := 0
+		for pid := range seen {
+			if alive(pid) {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers alive 1s after SIGKILL of the master", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The port is free for a new master.
+	m2 := startMaster(t, "-i", "1", helloApp(t, port, ""))
+	m2.waitFor("web: ready", 15*time.Second)
+}
+
+func TestSIGTERMKillsStubbornAndShellChildren(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "pids")
+	// A shell without exec: sh stays the worker, its children are a
+	// sleep in the background and one that ignores SIGTERM.
+	script := writeFile(t, "run.sh", fmt.Sprintf(`#!/bin/sh
+sleep 300 &
+echo $! >> %[1]s
+sh -c 'trap "" TERM; echo $$ >> %[1]s; while :; do sleep 1; done' &
+wait
+`, pidfile))
+	os.Chmod(script, 0o755)
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: sh
+    script: %s
+    interpreter: none
+    instances: 1
+    kill_timeout: 500ms
+    ready: delay:100ms
+`, script))
+	m := startMaster(t, app)
+	m.waitFor("sh: ready", 10*time.Second)
+	var pids []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pids) < 2 && time.Now().Before(deadline) {
+		b, _ := os.ReadFile(pidfile)
+		pids = pids[:0]
+		for _, f := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(f)
+			pids = append(pids, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(pids) < 2 {
+		t.Fatalf("children not started: %v", pids)
+	}
+	t0 := time.Now()
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	if el := time.Since(t0); el > 5*time.Second {
+		t.Errorf("stop took %s", el)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("child %d of the shell worker survived the stop", pid)
+		}
+	}
+}
+
+func TestErroredAppIsRefusedAndMasterLives(t *testing.T) {
+	port := freePort(t)
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: crashy
+    script: %s/crashy
+    instances: 1
+    listen: ["127.0.0.1:%d"]
+    env: { CRASH_ON_START: "1" }
+    max_restarts: 3
+    restart_delay: 50
+`, binDir, port))
+	m := startMaster(t, app)
+	m.waitFor("crashy: ERRORED", 15*time.Second)
+	if n := strings.Count(m.output(), "→ launching"); n != 3 {
+		t.Errorf("%d starts, want 3", n)
+	}
+	t0 := time.Now()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("connection to an errored app was accepted")
+	}
+	if !strings.Contains(err.Error(), "refused") || time.Since(t0) > time.Second {
+		t.Errorf("dial: %v after %s, want refused at once", err, time.Since(t0))
+	}
+	select {
+	case <-m.done:
+		t.Fatal("the master exited because its only app errored")
+	case <-time.After(200 * time.Millisecond):
+	}
+	m.cmd.Process.Signal(syscall.SIGINT)
+	if code := m.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGINT, want 0", code)
+	}
+}
+
+func TestPortInUseExit2(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	m := startMaster(t, helloApp(t, port, ""))
+	if code := m.wait(10 * time.Second); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	want := fmt.Sprintf("bind 127.0.0.1:%d: address already in use", port)
+	if !strings.Contains(m.output(), want) || !strings.Contains(m.output(), "app.yaml:4") {
+		t.Errorf("output %q lacks %q with file:line", m.output(), want)
+	}
+}
+
+func TestNodeIPCReady(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	port := freePort(t)
+	appjs, _ := filepath.Abs("../../examples/hello-node/app.js")
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: node
+    script: %s
+    instances: 2
+    listen: ["127.0.0.1:%d"]
+    wait_ready: true
+`, appjs, port))
+	m := startMaster(t, app)
+	m.waitFor("node: ready", 15*time.Second)
+	if !strings.Contains(m.output(), "→ online (READY)") {
+		t.Error("node workers became online without process.send('ready')")
+	}
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLibsystemdClient: an app that uses libsystemd's own sd_listen_fds
+// and sd_notify (Python's systemd.daemon from Debian's python3-systemd)
+// gets the socket and its readiness is heard.
+func TestLibsystemdClient(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import systemd.daemon").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3-systemd missing: .ci/run should have installed it")
+		}
+		t.Skip("python3-systemd not installed (apt-get install python3-systemd)")
+	}
+	port := freePort(t)
+	py := writeFile(t, "app.py", `import os, socket, systemd.daemon
+fds = systemd.daemon.listen_fds()   # checks LISTEN_PID == getpid()
+assert fds == [3], fds
+s = socket.socket(fileno=fds[0])
+print("listening on fd", fds[0], flush=True)
+systemd.daemon.notify("READY=1")
+while True:
+    c, _ = s.accept()
+    c.recv(1024)
+    body = str(os.getpid()).encode()
+    c.sendall(b"HTTP/1.1 200 OK\r\nX-Pid: " + body + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    c.close()
+`)
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: py
+    script: %s
+    interpreter: /usr/bin/python3
+    instances: 2
+    listen: ["127.0.0.1:%d"]
+    ready: notify
+    listen_timeout: 5s
+`, py, port))
+	m := startMaster(t, app)
+	m.waitFor("py: ready", 15*time.Second)
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+		t.Fatal(err)
+	}
+}

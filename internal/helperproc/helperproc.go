@@ -1,0 +1,126 @@
+// Package helperproc lets a test binary impersonate the programs that
+// tests start as workers (os/exec's TestHelperProcess pattern): a test's
+// TestMain calls Run first, and a worker started with LAUNCH_TEST_HELPER=NAME
+// runs helper NAME instead of the tests.
+package helperproc
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Env is the variable that selects a helper.
+const Env = "LAUNCH_TEST_HELPER"
+
+// Run runs the helper named in $LAUNCH_TEST_HELPER and exits; without it,
+// it returns at once.
+func Run() {
+	if h := os.Getenv(Env); h != "" {
+		os.Exit(helper(h))
+	}
+}
+
+// Args are the arguments that keep a re-executed test binary from running
+// tests; the program is os.Args[0], the helper chosen by Env.
+func Args() []string { return []string{"-test.run=^$"} }
+
+// helper runs one helper program:
+//   - serve-fd3: a strict socket-activated server (uses fd 3 only when
+//     LISTEN_PID is its own pid), READY=1 on NOTIFY_SOCKET, answers each
+//     connection with one line "pid=.. fds=.. names=.. instance=.." (or an
+//     HTTP response when HTTP=1), exits 0 on SIGTERM after closing.
+//   - exit: exits with $EXIT_CODE at once.
+//   - sleep: sleeps a minute.
+//   - ignore-term: ignores SIGTERM and sleeps.
+//   - with-child: starts a sleep child in its own process group, prints
+//     "child PID", then sleeps (or exits when THEN_EXIT is set).
+//   - flood: writes 200,000 lines and one 100 kB line as fast as it can.
+func helper(name string) int {
+	switch name {
+	case "serve-fd3":
+		// A strict socket-activated server: like sd_listen_fds, it uses
+		// the fds only if LISTEN_PID is its own pid.
+		if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+			fmt.Fprintf(os.Stderr, "LISTEN_PID=%q is not my pid %d\n", os.Getenv("LISTEN_PID"), os.Getpid())
+			return 3
+		}
+		n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+		l, err := net.FileListener(os.NewFile(3, "fd3"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		if sock := os.Getenv("NOTIFY_SOCKET"); sock != "" {
+			c, err := net.Dial("unixgram", sock)
+			if err == nil {
+				c.Write([]byte("STATUS=serving\nREADY=1"))
+				c.Close()
+			}
+		}
+		fmt.Println("listening on fd 3")
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() { <-term; l.Close() }()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return 0
+			}
+			msg := fmt.Sprintf("pid=%d fds=%d names=%s instance=%s\n", os.Getpid(), n, os.Getenv("LISTEN_FDNAMES"), os.Getenv("LAUNCH_INSTANCE"))
+			if os.Getenv("HTTP") != "" {
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				bufio.NewReader(c).ReadString('\n')
+				msg = fmt.Sprintf("HTTP/1.1 200 OK\r\nX-Pid: %d\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", os.Getpid(), len(msg), msg)
+			}
+			c.Write([]byte(msg))
+			c.Close()
+		}
+	case "exit":
+		code, _ := strconv.Atoi(os.Getenv("EXIT_CODE"))
+		fmt.Fprintln(os.Stderr, "exiting with", code)
+		return code
+	case "sleep":
+		time.Sleep(time.Minute)
+		return 0
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
+		time.Sleep(time.Minute)
+		return 0
+	case "with-child":
+		// Starts a child in its own process group (Setpgid false: same
+		// group), prints its pid, then waits or exits.
+		p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{
+			Env:   append(os.Environ(), Env+"=sleep"),
+			Files: []*os.File{nil, os.Stdout, os.Stderr},
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 5
+		}
+		fmt.Printf("child %d\n", p.Pid)
+		if os.Getenv("THEN_EXIT") != "" {
+			return 0
+		}
+		time.Sleep(time.Minute)
+		return 0
+	case "flood":
+		w := bufio.NewWriterSize(os.Stdout, 1<<16)
+		line := strings.Repeat("x", 100)
+		for i := 0; i < 200000; i++ {
+			fmt.Fprintf(w, "%d %s\n", i, line)
+		}
+		w.Write([]byte(strings.Repeat("y", 100000) + "\n")) // one long line
+		w.Flush()
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper", name)
+	return 99
+}
