@@ -107,6 +107,12 @@ func bindSocket(l config.Listen, reuseport bool) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("getsockname %s: %w", l.Address, err)
 	}
+	// SO_REUSEADDR was for the bind (TIME_WAIT leftovers of a previous
+	// master); cleared now, so while the socket is paused (not listening)
+	// no other SO_REUSEADDR socket can bind the port under us.
+	if !reuseport {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0)
+	}
 	ok = true
 	s.file = os.NewFile(uintptr(fd), "listen:"+l.Address)
 	s.bound, s.family = bound, family

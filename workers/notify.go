@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,15 +26,25 @@ type notifyListener struct {
 	done chan struct{}
 }
 
-func listenNotify(path string, p *Process) (*notifyListener, error) {
+// listenNotify binds the worker's notify socket. Only the worker's user
+// may write to it (mode 0600, owned by cred's uid when the worker runs as
+// another user); the directory is searchable but not listable.
+func listenNotify(path string, p *Process, cred *syscall.Credential) (*notifyListener, error) {
 	_ = os.Remove(path)
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("notify socket %s: %w", path, err)
 	}
-	// Workers may run as another user (uid/gid); the directory is private
-	// to the master, and the socket must be writable by the worker.
-	_ = os.Chmod(path, 0o666)
+	if err := os.Chmod(path, 0o600); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("notify socket %s: %w", path, err)
+	}
+	if cred != nil {
+		if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("notify socket %s: %w", path, err)
+		}
+	}
 	return &notifyListener{path: path, conn: conn, proc: p, done: make(chan struct{})}, nil
 }
 

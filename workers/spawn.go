@@ -161,9 +161,11 @@ type spawnReq struct {
 }
 
 // NewSpawner starts the spawner thread. exe is the binary that implements
-// the trampoline (normally /proc/self/exe); runDir is a private directory
-// (mode 0700) for the workers' notify sockets.
+// the trampoline (normally /proc/self/exe); runDir is a directory of the
+// master's for the workers' notify sockets (made mode 0711: workers that
+// run as another user can reach their own socket but not list others).
 func NewSpawner(r *Reaper, exe, runDir string) *Spawner {
+	_ = os.Chmod(runDir, 0o711)
 	s := &Spawner{
 		reaper: r,
 		exe:    exe,
@@ -267,7 +269,7 @@ func (s *Spawner) Start(spec Spec) (*Process, error) {
 
 	var notify *notifyListener
 	if spec.Notify {
-		notify, err = listenNotify(fmt.Sprintf("%s/n%d.sock", s.runDir, seq), p)
+		notify, err = listenNotify(fmt.Sprintf("%s/n%d.sock", s.runDir, seq), p, spec.Credential)
 		if err != nil {
 			return fail(err)
 		}

@@ -290,3 +290,24 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 	time.Sleep(s.delay)
 	return s.syncBuffer.Write(p)
 }
+
+// TestLostStatusIsReported: a registered process whose status someone
+// else took (here: a pid that is not our child at all) is reported as
+// lost, which the supervisor turns into the unknown state.
+func TestLostStatusIsReported(t *testing.T) {
+	spawner(t)
+	r := testReaper
+	p := &Process{PID: 1 << 22, reaper: r, done: make(chan struct{}), ready: make(chan struct{})}
+	r.mu.Lock()
+	r.registerLocked(p)
+	r.mu.Unlock()
+	r.reapAll() // no children at all: waitid says ECHILD
+	select {
+	case <-p.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("lost process never reported")
+	}
+	if st := p.Status(); !st.Lost || st.String() != "exit status lost" {
+		t.Errorf("status %+v, want lost", st)
+	}
+}

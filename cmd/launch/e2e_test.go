@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	os.Chmod(dir, 0o755) // workers run as nobody in one test
 	for _, pkg := range []string{"./", "../../examples/hello", "../../examples/crashy"} {
 		out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput()
 		if err != nil {
@@ -479,4 +480,110 @@ while True:
 	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSystemdNotifyForMaster: under systemd (Type=notify) the master
+// sends READY=1 once every app is ready and STOPPING=1 on stop, and its
+// workers do not inherit its NOTIFY_SOCKET.
+func TestSystemdNotifyForMaster(t *testing.T) {
+	sockPath := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 8)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	port := freePort(t)
+	t.Setenv("NOTIFY_SOCKET", sockPath)
+	m := startMaster(t, "-i", "2", helloApp(t, port, ""))
+	select {
+	case msg := <-got:
+		if msg != "READY=1" {
+			t.Fatalf("first message %q, want READY=1", msg)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no READY=1 from the master")
+	}
+	if !strings.Contains(m.output(), "web: ready") {
+		t.Error("READY=1 came before the app was ready")
+	}
+	// The workers have their own NOTIFY_SOCKET, not the master's.
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/env?k=NOTIFY_SOCKET", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), sockPath) {
+		t.Errorf("worker inherited the master's NOTIFY_SOCKET: %q", b)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case msg := <-got:
+		if msg != "STOPPING=1" {
+			t.Errorf("message on stop %q, want STOPPING=1", msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no STOPPING=1")
+	}
+	m.wait(10 * time.Second)
+}
+
+// TestUIDDropKeepsDeathSignal: workers run as the configured user, and
+// still die with a SIGKILLed master (the trampoline re-arms Pdeathsig,
+// which the kernel clears when credentials change).
+func TestUIDDropKeepsDeathSignal(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	port := freePort(t)
+	m := startMaster(t, "-i", "1", helloApp(t, port, "    uid: nobody\n"))
+	m.waitFor("web: ready", 15*time.Second)
+	pid, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !strings.Contains(string(status), "\nUid:\t65534\t65534\t65534\t65534\n") {
+		t.Errorf("worker not running as nobody:\n%s", status)
+	}
+	m.cmd.Process.Kill()
+	m.wait(5 * time.Second)
+	deadline := time.Now().Add(time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("a worker running as another user outlived the SIGKILLed master")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAddrInUseHint: an app that ignores the inherited socket and binds
+// PORT itself gets told to use it or balance: proxy.
+func TestAddrInUseHint(t *testing.T) {
+	port := freePort(t)
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`apps:
+  - name: binder
+    script: /usr/bin/python3
+    args: ["-c", "import os, socket; socket.socket().bind(('127.0.0.1', int(os.environ['PORT'])))"]
+    instances: 1
+    listen: ["127.0.0.1:%d"]
+    max_restarts: 2
+    restart_delay: 10
+`, port))
+	m := startMaster(t, app)
+	m.waitFor("balance: proxy", 10*time.Second)
+	m.waitFor("binder: ERRORED", 10*time.Second)
 }
