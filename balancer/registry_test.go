@@ -159,3 +159,38 @@ func TestPauseRefusesResumeKeepsPort(t *testing.T) {
 		t.Errorf("port-0 socket resumed on %s (err %v), want %s", set0.String(), err, before)
 	}
 }
+
+// TestRebindAfterTraffic: connections the socket accepted and closed
+// (TIME_WAIT on the server side) must not keep a new master from binding
+// the same address.
+func TestRebindAfterTraffic(t *testing.T) {
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := probe.Addr().String()
+	probe.Close()
+	r := NewRegistry()
+	set, err := r.Bind(app("web", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := set.Files(0)
+	l, err := net.FileListener(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := l.Accept()
+		s.Close() // the server closes first: TIME_WAIT is on its side
+		c.Close()
+	}
+	l.Close()
+	r.Close()
+	r2 := NewRegistry()
+	defer r2.Close()
+	if _, err := r2.Bind(app("web", addr)); err != nil {
+		t.Errorf("rebind after server-side TIME_WAIT: %v", err)
+	}
+}

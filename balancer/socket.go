@@ -107,12 +107,6 @@ func bindSocket(l config.Listen, reuseport bool) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("getsockname %s: %w", l.Address, err)
 	}
-	// SO_REUSEADDR was for the bind (TIME_WAIT leftovers of a previous
-	// master); cleared now, so while the socket is paused (not listening)
-	// no other SO_REUSEADDR socket can bind the port under us.
-	if !reuseport {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0)
-	}
 	ok = true
 	s.file = os.NewFile(uintptr(fd), "listen:"+l.Address)
 	s.bound, s.family = bound, family
@@ -252,8 +246,19 @@ func (s *Socket) pause() (int, error) {
 	if s.family == unix.AF_UNIX {
 		s.file.Close()
 		os.Remove(s.Listen.Address)
-	} else if err := unix.Shutdown(int(s.file.Fd()), unix.SHUT_RD); err != nil {
-		return n, fmt.Errorf("pause %s: %w", s.Addr(), err)
+	} else {
+		fd := int(s.file.Fd())
+		if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil {
+			return n, fmt.Errorf("pause %s: %w", s.Addr(), err)
+		}
+		// While it does not listen, a socket with SO_REUSEADDR lets any
+		// other SO_REUSEADDR socket bind the port under it; clear it for
+		// the pause. (It must stay set otherwise: accepted connections
+		// inherit it, and their TIME_WAIT leftovers would keep the next
+		// master from binding.)
+		if !s.ReusePort {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0)
+		}
 	}
 	s.paused = true
 	return n, nil
@@ -270,6 +275,7 @@ func (s *Socket) resume() error {
 		fd := int(s.file.Fd())
 		if err := unix.Listen(fd, backlog); err == nil {
 			if now, err := unix.Getsockname(fd); err == nil && samePort(now, s.bound) {
+				_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 				s.paused = false
 				return nil
 			}

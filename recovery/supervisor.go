@@ -477,7 +477,7 @@ func (s *Supervisor) spec(slotIndex int, name string) (workers.Spec, error) {
 		}
 	}
 	spec.Env = env
-	path, err := lookPath(a.Command, a.Dir, getEnv(env, "PATH"))
+	path, err := workers.LookPath(a.Command, a.Dir, getEnv(env, "PATH"))
 	if err != nil {
 		return spec, err
 	}
@@ -853,47 +853,6 @@ func getEnv(env []string, k string) string {
 		}
 	}
 	return ""
-}
-
-// lookPath finds the program like execvp would with the worker's PATH;
-// relative paths with a slash are taken against dir.
-func lookPath(file, dir, path string) (string, error) {
-	if strings.Contains(file, "/") {
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(dir, file)
-		}
-		if err := executable(file); err != nil {
-			return "", fmt.Errorf("cannot run %s: %w", file, err)
-		}
-		return file, nil
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" {
-			d = "."
-		}
-		if !filepath.IsAbs(d) {
-			d = filepath.Join(dir, d)
-		}
-		p := filepath.Join(d, file)
-		if executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("cannot find %q in PATH (%s)", file, path)
-}
-
-func executable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return errors.New("is a directory")
-	}
-	if fi.Mode()&0o111 == 0 {
-		return errors.New("not executable (chmod +x, or set `interpreter`)")
-	}
-	return nil
 }
 
 func isWrapper(path string) bool {

@@ -587,3 +587,43 @@ func TestAddrInUseHint(t *testing.T) {
 	m.waitFor("balance: proxy", 10*time.Second)
 	m.waitFor("binder: ERRORED", 10*time.Second)
 }
+
+// TestBadAppFiles: every bad file gives one clear message with file:line
+// and exit 2, and starts nothing.
+func TestBadAppFiles(t *testing.T) {
+	cases := []struct {
+		name, file, text, want string
+	}{
+		{"syntax", "app.yaml", "apps:\n  - name: web\n    script: [x\n", "app.yaml:3"},
+		{"unknown key", "app.yaml", "apps:\n  - name: web\n    script: /bin/true\n    instanses: 2\n", `app.yaml:4:5: app "web": instanses: unknown app key; did you mean "instances"?`},
+		{"wrong type", "app.yaml", "apps:\n  - name: web\n    script: /bin/true\n    instances: lots\n", "app.yaml:4:5"},
+		{"negative duration", "app.yaml", "apps:\n  - name: web\n    script: /bin/true\n    kill_timeout: -5\n", "kill_timeout: must not be negative"},
+		{"missing script", "app.yaml", "apps:\n  - name: web\n    args: x\n", "app.yaml:2:5: app \"web\": missing script"},
+		{"duplicate names", "app.yaml", "apps:\n  - name: web\n    script: /bin/true\n  - name: web\n    script: /bin/true\n", "lines 2 and 4"},
+		{"script not found", "app.yaml", "apps:\n  - name: web\n    script: ./nope\n", `app.yaml:2: app "web": cannot run`},
+		{"bad listen", "app.yaml", "apps:\n  - name: web\n    script: /bin/true\n    listen: [\"127.0.0.1:99999\"]\n", "app.yaml:4"},
+		{"json", "app.json", "{\"apps\": [{\"name\": \"web\", \"script\": \"/bin/true\",\n \"instances\": \"lots\"}]}", "app.json:2"},
+		{"empty", "app.yaml", "", "app.yaml"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := writeFile(t, c.file, c.text)
+			m := startMaster(t, path)
+			if code := m.wait(10 * time.Second); code != 2 {
+				t.Errorf("%s: exit %d, want 2", c.name, code)
+			}
+			out := m.output()
+			if !strings.Contains(out, c.want) || strings.Contains(out, "panic") || strings.Contains(out, "launching") {
+				t.Errorf("%s: output %q, want it to contain %q and start nothing", c.name, out, c.want)
+			}
+		})
+	}
+	m := startMaster(t, "/nonexistent/app.yaml")
+	if code := m.wait(10 * time.Second); code != 2 || !strings.Contains(m.output(), "/nonexistent/app.yaml") {
+		t.Errorf("unreadable file: exit %d, output %q", code, m.output())
+	}
+	m = startMaster(t, "--bogus", "x.yaml")
+	if code := m.wait(10 * time.Second); code != 2 || !strings.Contains(m.output(), "unknown flag: --bogus") {
+		t.Errorf("bad flag: exit %d, output %q", code, m.output())
+	}
+}

@@ -74,6 +74,13 @@ func runMaster(ctx context.Context, o masterOptions) error {
 			return usageError("--only %s: no app of that name in %s", o.only, o.file)
 		}
 	}
+	// A program that cannot be found is an app-file error, caught before
+	// anything is bound or started (PM2: "Script not found").
+	for _, a := range apps {
+		if _, err := workers.LookPath(a.Command, a.Dir, appPath(a)); err != nil {
+			return usageError("%s:%d: app %q: %v", o.file, a.Line, a.Name, err)
+		}
+	}
 	color := isTerminal(os.Stdout)
 	out := workers.NewLog(os.Stdout, color)
 	defer out.CloseTimeout(2 * time.Second)
@@ -304,6 +311,14 @@ func (m *master) event(ev recovery.Event) {
 		m.lost = true
 		m.stop(false)
 	}
+}
+
+// appPath is the PATH the app's workers will see.
+func appPath(a *config.App) string {
+	if p, ok := a.Env["PATH"]; ok {
+		return p
+	}
+	return os.Getenv("PATH")
 }
 
 // sdNotify tells systemd (when NOTIFY_SOCKET is set for the master).
