@@ -48,4 +48,3 @@ func executable(p string) error {
 	}
 	return nil
 }
-
