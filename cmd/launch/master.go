@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,7 +95,9 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	if err != nil {
 		return &exitError{code: exitFailure, err: err}
 	}
-	runDir, err := os.MkdirTemp("", "launch-")
+	name := masterName(o)
+	say("master %s (pid %d) from %s", name, os.Getpid(), o.file)
+	runDir, err := os.MkdirTemp("", "launch-"+name+"-")
 	if err != nil {
 		return &exitError{code: exitFailure, err: fmt.Errorf("runtime directory: %w", err)}
 	}
@@ -311,6 +314,21 @@ func (m *master) event(ev recovery.Event) {
 		m.lost = true
 		m.stop(false)
 	}
+}
+
+// masterName is --name, or the app file's base name without extension
+// ("app" for app.yaml, "ecosystem" for ecosystem.config.js). It names the
+// master in its log and its runtime directory (and, with the control
+// plane, its control socket).
+func masterName(o masterOptions) string {
+	if o.name != "" {
+		return o.name
+	}
+	base := filepath.Base(o.file)
+	if i := strings.IndexByte(base, '.'); i > 0 {
+		base = base[:i]
+	}
+	return base
 }
 
 // appPath is the PATH the app's workers will see.

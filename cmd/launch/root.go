@@ -88,7 +88,7 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 		},
 	}
 	cmd.Flags().StringVarP(&o.instances, "instances", "i", "", "workers per app: N, `max` (one per CPU), or -N (CPUs minus N); overrides the app file")
-	cmd.Flags().StringVar(&o.name, "name", "", "name of this master (default: the app file's base name)")
+	cmd.Flags().StringVar(&o.name, "name", "", "name of this master in its log and runtime directory (default: the app file's base name)")
 	cmd.Flags().StringVar(&o.env, "env", "", "use the app file's env_NAME section over env (PM2's --env)")
 	cmd.Flags().StringVar(&o.only, "only", "", "run only the app with this name")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
