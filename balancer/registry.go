@@ -135,11 +135,16 @@ func (s *Set) Resume() error {
 	return errors.Join(errs...)
 }
 
-// Paused reports whether the set is paused.
+// Paused reports whether any socket of the set is paused.
 func (s *Set) Paused() bool {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
-	return len(s.socks) > 0 && s.socks[0].paused
+	for _, k := range s.socks {
+		if k.paused {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes every socket of every app (unix socket files are removed).

@@ -236,15 +236,14 @@ func (s *Socket) queued() int {
 // Connections already queued are reset; pause returns how many (-1 if
 // unknown). A TCP socket keeps its port: shutdown(SHUT_RD) stops
 // listening without unbinding an explicitly bound port (and takes a
-// SO_REUSEPORT socket out of its group). A unix socket is closed and its
-// file removed.
+// SO_REUSEPORT socket out of its group). A unix socket's file is removed,
+// so connects fail at once; its fd stays open until resume binds anew.
 func (s *Socket) pause() (int, error) {
 	if s.paused {
 		return 0, nil
 	}
 	n := s.queued()
 	if s.family == unix.AF_UNIX {
-		s.file.Close()
 		os.Remove(s.Listen.Address)
 	} else {
 		fd := int(s.file.Fd())
@@ -265,8 +264,9 @@ func (s *Socket) pause() (int, error) {
 }
 
 // resume makes a paused socket listen again on the same address. If the
-// kernel gave a TCP socket another port (it does for port 0 binds), the
-// socket is closed and its address bound anew.
+// kernel gave a TCP socket another port (it does for port 0 binds), or for
+// a unix socket, the address is bound anew, and the old fd closed only
+// once that worked: on error the socket stays paused with a valid fd.
 func (s *Socket) resume() error {
 	if !s.paused {
 		return nil
@@ -279,8 +279,9 @@ func (s *Socket) resume() error {
 				s.paused = false
 				return nil
 			}
+			// listen() autobound another port: stop it again.
+			_ = unix.Shutdown(fd, unix.SHUT_RD)
 		}
-		s.file.Close()
 	}
 	l := s.Listen
 	if s.family != unix.AF_UNIX {
@@ -290,6 +291,7 @@ func (s *Socket) resume() error {
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	s.file.Close()
 	s.file, s.bound, s.paused = fresh.file, fresh.bound, false
 	return nil
 }
@@ -314,9 +316,6 @@ func samePort(a, b unix.Sockaddr) bool {
 func (s *Socket) close() error {
 	if s.family == unix.AF_UNIX && !s.paused {
 		os.Remove(s.Listen.Address)
-	}
-	if s.paused && s.family == unix.AF_UNIX {
-		return nil
 	}
 	return s.file.Close()
 }

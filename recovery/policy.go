@@ -110,6 +110,9 @@ type Decision struct {
 //   - When both delays are set, PM2 lets exp_backoff win; so do we.
 func (p Policy) OnExit(h *History, uptime time.Duration, st workers.ExitStatus, ready bool) Decision {
 	desc := fmt.Sprintf("%s after %s", st, roundDur(uptime))
+	if st.StartErr != "" {
+		desc = st.String()
+	}
 	if !p.Autorestart {
 		return Decision{Action: Stop, Reason: desc + "; autorestart is off"}
 	}

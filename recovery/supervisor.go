@@ -140,6 +140,9 @@ type worker struct {
 	// restartDelay is the pending backoff while WaitingRestart.
 	restartDelay time.Duration
 	lastExit     *workers.ExitStatus
+	// stopSent: the stop signal went out (listen_timeout); late readiness
+	// is ignored.
+	stopSent bool
 	// tailOf is the last process, kept after exit for its stderr tail.
 	tailOf *workers.Process
 	// onReady and onStopped are one-shot hooks for replaceSlot.
@@ -211,7 +214,7 @@ func (s *Supervisor) Kill() { s.do(func() { s.stopAll(true) }) }
 // not yet replaced keep serving.
 func (s *Supervisor) ReplaceAll() error {
 	reply := make(chan error, 1)
-	if err := s.do(func() { s.rollFrom(0, reply) }); err != nil {
+	if err := s.do(func() { s.rollFrom(s.activeSlots(), reply) }); err != nil {
 		return err
 	}
 	select {
@@ -231,10 +234,11 @@ func (s *Supervisor) Scale(n int) error {
 	return s.do(func() { s.scale(n) })
 }
 
-// Size returns the current number of slots.
+// Size returns the current number of slots (not counting slots that are
+// being removed).
 func (s *Supervisor) Size() int {
 	reply := make(chan int, 1)
-	if s.do(func() { reply <- len(s.slots) }) != nil {
+	if s.do(func() { reply <- len(s.activeSlots()) }) != nil {
 		return 0
 	}
 	return <-reply
@@ -356,8 +360,14 @@ func (s *Supervisor) newWorker(sl *slot) *worker {
 	return w
 }
 
+// addSlot adds a slot with the lowest instance number no slot uses
+// (slots being removed included), and starts its worker.
 func (s *Supervisor) addSlot() {
-	sl := &slot{index: len(s.slots)}
+	index := 0
+	for slices.ContainsFunc(s.slots, func(sl *slot) bool { return sl.index == index }) {
+		index++
+	}
+	sl := &slot{index: index}
 	sl.w = s.newWorker(sl)
 	s.slots = append(s.slots, sl)
 	s.launch(sl.w)
@@ -402,10 +412,10 @@ func (w *worker) stopTimers() {
 func (s *Supervisor) launch(w *worker) {
 	if s.opts.Sockets != nil && s.opts.Sockets.Paused() {
 		if err := s.opts.Sockets.Resume(); err != nil {
-			s.note("cannot resume listening: %v", err)
-		} else {
-			s.note("listening again")
+			s.failStart(w, fmt.Errorf("cannot listen again: %w", err))
+			return
 		}
+		s.note("listening again")
 	}
 	spec, err := s.spec(w.slot.index, w.m.Name)
 	var p *workers.Process
@@ -413,26 +423,40 @@ func (s *Supervisor) launch(w *worker) {
 		p, err = s.opts.Starter.Start(spec)
 	}
 	if err != nil {
-		if w.state() == workers.None || w.state() == workers.Stopped || w.state() == workers.WaitingRestart || w.state() == workers.Errored {
-			s.set(w, workers.Launching, "start")
-		}
-		w.lastExit = &workers.ExitStatus{Code: -1}
-		s.set(w, workers.Errored, err.Error())
-		if w.onStopped != nil {
-			w.onStopped(err)
-			w.onStopped = nil
-		}
-		s.checkApp()
+		s.failStart(w, err)
 		return
 	}
 	w.gen++
-	w.proc, w.tailOf, w.started, w.ready = p, p, s.clock.Now(), false
+	w.proc, w.tailOf, w.started, w.ready, w.stopSent = p, p, s.clock.Now(), false, false
 	s.set(w, workers.Launching, "pid "+strconv.Itoa(p.PID))
 	s.after(w, tReadyDeadline, s.app.ListenTimeout)
 	if s.app.Ready.Kind == config.ReadyDelay {
 		s.after(w, tDelayReady, s.app.Ready.Delay)
 	}
 	go s.watch(w, p, w.gen)
+}
+
+// failStart handles a start that failed before any process ran (program
+// gone during a deploy, fork failed, sockets could not listen again): like
+// a run that exited at once without becoming ready, it goes through the
+// restart policy, so a passing cause is retried and a lasting one ends in
+// errored.
+func (s *Supervisor) failStart(w *worker, err error) {
+	if w.state() != workers.Launching {
+		s.set(w, workers.Launching, "start")
+	}
+	w.ready = false
+	st := workers.ExitStatus{Code: -1, StartErr: err.Error(), At: s.clock.Now()}
+	w.lastExit = &st
+	if w == w.slot.next {
+		s.set(w, workers.Stopped, "replacement failed: "+st.String())
+		w.slot.next = nil
+		s.finish(w, fmt.Errorf("%s: replacement %s", w.m.Name, st))
+		s.checkApp()
+		return
+	}
+	s.decide(w, st, 0)
+	s.checkApp()
 }
 
 // watch forwards p's readiness and exit to the supervisor goroutine.
@@ -447,9 +471,16 @@ func (s *Supervisor) watch(w *worker, p *workers.Process, gen int) {
 	}
 	select {
 	case <-p.Done():
-		s.post(event{w: w, gen: gen, kind: evExit, status: p.Status()})
 	case <-s.done:
+		return
 	}
+	// Give the stderr reader a moment to reach EOF, so the exit hints
+	// see the process's last words.
+	select {
+	case <-p.OutputDone():
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.post(event{w: w, gen: gen, kind: evExit, status: p.Status()})
 }
 
 // spec builds the Spec for slot's next worker, resolving the program now,
@@ -517,6 +548,7 @@ func (s *Supervisor) timer(w *worker, k timerKind) {
 	case tReadyDeadline:
 		if w.proc != nil && w.state() == workers.Launching {
 			s.note("%s (pid %d) was not ready within listen_timeout %s; stopping it", w.m.Name, w.proc.PID, s.app.ListenTimeout)
+			w.stopSent = true
 			s.signal(w, s.app.StopSignal)
 			s.after(w, tKill, s.app.KillTimeout)
 		}
@@ -539,7 +571,7 @@ func (s *Supervisor) signal(w *worker, sig syscall.Signal) {
 }
 
 func (s *Supervisor) becomeReady(w *worker, how string) {
-	if w.state() != workers.Launching {
+	if w.state() != workers.Launching || w.stopSent {
 		return
 	}
 	w.ready = true
@@ -586,7 +618,12 @@ func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 	if !w.ready {
 		s.hint(w, st)
 	}
-	d := s.policy.OnExit(&sl.hist, uptime, st, w.ready)
+	s.decide(w, st, uptime)
+}
+
+// decide applies the restart policy to an exit of w's run.
+func (s *Supervisor) decide(w *worker, st workers.ExitStatus, uptime time.Duration) {
+	d := s.policy.OnExit(&w.slot.hist, uptime, st, w.ready)
 	switch d.Action {
 	case Stop:
 		s.set(w, workers.Stopped, d.Reason)
@@ -601,7 +638,7 @@ func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 }
 
 // finish runs w's onStopped hook once and drops w from its slot's old
-// list; a removed slot goes when its worker is done.
+// list; a slot being removed goes when none of its workers runs.
 func (s *Supervisor) finish(w *worker, err error) {
 	sl := w.slot
 	if i := slices.Index(sl.old, w); i >= 0 {
@@ -611,10 +648,15 @@ func (s *Supervisor) finish(w *worker, err error) {
 		w.onStopped = nil
 		f(err)
 	}
-	if sl.removing && w == sl.w && w.proc == nil && len(sl.old) == 0 {
-		if i := slices.Index(s.slots, sl); i >= 0 {
-			s.slots = slices.Delete(s.slots, i, i+1)
-		}
+	s.maybeDropSlot(sl)
+}
+
+func (s *Supervisor) maybeDropSlot(sl *slot) {
+	if !sl.removing || sl.w.proc != nil || sl.next != nil || len(sl.old) > 0 {
+		return
+	}
+	if i := slices.Index(s.slots, sl); i >= 0 {
+		s.slots = slices.Delete(s.slots, i, i+1)
 	}
 }
 
@@ -678,14 +720,18 @@ func (s *Supervisor) stopAll(force bool) {
 	}
 }
 
-// replaceSlot starts a new worker in slot i, waits until it is ready, then
-// stops the old one; done is called once, with nil when the old worker has
-// stopped, or with the reason the replacement failed (the old worker then
+// replaceSlot starts a new worker in slot sl, waits until it is ready,
+// then stops the old one; done is called once, with nil when the old
+// worker has stopped (or the slot is being removed, so there is nothing to
+// replace), or with the reason the replacement failed (the old worker then
 // keeps serving).
-func (s *Supervisor) replaceSlot(i int, done func(error)) {
-	sl := s.slots[i]
+func (s *Supervisor) replaceSlot(sl *slot, done func(error)) {
+	if sl.removing || !slices.Contains(s.slots, sl) {
+		done(nil)
+		return
+	}
 	if sl.next != nil {
-		done(fmt.Errorf("%s.%d: a replacement is already starting", s.app.Name, i))
+		done(fmt.Errorf("%s.%d: a replacement is already starting", s.app.Name, sl.index))
 		return
 	}
 	nw := s.newWorker(sl)
@@ -717,22 +763,24 @@ func (s *Supervisor) replaceSlot(i int, done func(error)) {
 	s.launch(nw)
 }
 
-// rollFrom replaces slots i, i+1, ... one after the other.
-func (s *Supervisor) rollFrom(i int, reply chan<- error) {
+// rollFrom replaces the given slots one after the other (a snapshot taken
+// when the roll began; slots removed meanwhile are skipped).
+func (s *Supervisor) rollFrom(slots []*slot, reply chan<- error) {
 	if s.stopping {
 		reply <- ErrStopped
 		return
 	}
-	if i >= len(s.slots) {
+	if len(slots) == 0 {
 		reply <- nil
 		return
 	}
-	s.replaceSlot(i, func(err error) {
+	sl := slots[0]
+	s.replaceSlot(sl, func(err error) {
 		if err != nil {
-			reply <- fmt.Errorf("reload %s stopped at instance %d: %w", s.app.Name, i, err)
+			reply <- fmt.Errorf("reload %s stopped at instance %d: %w", s.app.Name, sl.index, err)
 			return
 		}
-		s.rollFrom(i+1, reply)
+		s.rollFrom(slots[1:], reply)
 	})
 }
 
@@ -751,7 +799,7 @@ func (s *Supervisor) scale(n int) {
 			s.stop(sl.next, "scaled down")
 		}
 		s.stop(sl.w, "scaled down")
-		s.finish(sl.w, nil)
+		s.maybeDropSlot(sl)
 	}
 }
 

@@ -263,8 +263,7 @@ func TestCrashLoopErroredThenRefused(t *testing.T) {
 }
 
 func TestKillTimeoutAndStopCodes(t *testing.T) {
-	app := testApp("stubborn", "ignore-term", nil)
-	app.Ready = config.Ready{Kind: config.ReadyDelay, Delay: 50 * time.Millisecond}
+	app := testApp("stubborn", "ignore-term", nil) // ready only once SIGTERM is ignored
 	app.KillTimeout = 300 * time.Millisecond
 	app.Listen = nil
 	r := start(t, app, 1)
@@ -373,5 +372,61 @@ func TestScale(t *testing.T) {
 	eventually(t, 10*time.Second, "back to 1", func() bool { return allOnline(r.sup, 1) })
 	if err := r.sup.Scale(0); err == nil {
 		t.Error("Scale(0) accepted")
+	}
+}
+
+// pidsIn returns every pid the supervisor ever launched, from its events.
+func (r *recorder) pidsLaunched() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []int
+	for _, ev := range r.events {
+		var pid int
+		if ev.Kind == Transition && ev.Transition.To == workers.Launching {
+			if _, err := fmt.Sscanf(ev.Transition.Reason, "pid %d", &pid); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// TestScaleDownDuringRoll: scaling down while a rolling replacement runs
+// leaves no worker the supervisor does not track, and no slot behind.
+func TestScaleDownDuringRoll(t *testing.T) {
+	app := testApp("web", "serve-fd3", nil)
+	r := start(t, app, 3)
+	eventually(t, 10*time.Second, "3 online", func() bool { return allOnline(r.sup, 3) })
+	rolled := make(chan error, 1)
+	go func() { rolled <- r.sup.ReplaceAll() }()
+	time.Sleep(20 * time.Millisecond)
+	if err := r.sup.Scale(1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-rolled:
+		if err != nil {
+			t.Fatalf("ReplaceAll: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ReplaceAll hung after a scale-down")
+	}
+	eventually(t, 10*time.Second, "1 slot", func() bool { return r.sup.Size() == 1 && allOnline(r.sup, 1) })
+	// Scale up again: instance numbers stay unique.
+	r.sup.Scale(3)
+	eventually(t, 10*time.Second, "3 online", func() bool { return allOnline(r.sup, 3) })
+	seen := map[int]bool{}
+	for _, w := range r.sup.Workers() {
+		if seen[w.Instance] {
+			t.Errorf("two workers with instance %d: %+v", w.Instance, r.sup.Workers())
+		}
+		seen[w.Instance] = true
+	}
+	r.sup.Stop()
+	<-r.sup.Done()
+	for _, pid := range r.rec.pidsLaunched() {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("pid %d alive after the supervisor stopped (a worker it lost track of)", pid)
+		}
 	}
 }

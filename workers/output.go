@@ -39,7 +39,15 @@ type Log struct {
 
 	mu     sync.Mutex
 	colors map[string]int
+	// master holds the master's own lines when q is full; the writer
+	// drains it first. Bounded: past masterBacklog lines are counted.
+	master        []string
+	masterDropped int
+	hasMaster     atomic.Bool
 }
+
+// masterBacklog bounds the master's own lines waiting for a stuck writer.
+const masterBacklog = 1024
 
 type logLine struct {
 	src  *source
@@ -62,12 +70,49 @@ func NewLog(w io.Writer, color bool) *Log {
 }
 
 // Printf writes a master line ("launch: ...") in order with worker output.
-// It blocks until queued; the master's own lines are never dropped.
+// It never blocks, so a stalled stdout (a paused pager, a full pipe) cannot
+// freeze the master: when the queue is full the line waits in a bounded
+// backlog that the writer drains first; past that, lines are counted and
+// the count is shown.
 func (l *Log) Printf(format string, args ...any) {
 	if l == nil {
 		return
 	}
-	l.q <- logLine{text: fmt.Appendf(nil, format, args...)}
+	text := fmt.Appendf(nil, format, args...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.master) == 0 {
+		select {
+		case l.q <- logLine{text: text}:
+			return
+		default:
+		}
+	}
+	if len(l.master) >= masterBacklog {
+		l.masterDropped++
+		return
+	}
+	l.master = append(l.master, string(text))
+	l.hasMaster.Store(true)
+}
+
+// flushMaster writes the master's backlog (writer goroutine only).
+func (l *Log) flushMaster(bw *bufio.Writer) {
+	if !l.hasMaster.Load() {
+		return
+	}
+	l.mu.Lock()
+	lines, dropped := l.master, l.masterDropped
+	l.master, l.masterDropped = nil, 0
+	l.hasMaster.Store(false)
+	l.mu.Unlock()
+	for _, s := range lines {
+		bw.WriteString(s)
+		bw.WriteByte('\n')
+	}
+	if dropped > 0 {
+		fmt.Fprintf(bw, "launch: [%d log lines of the master dropped: output was not being read]\n", dropped)
+	}
 }
 
 // Close waits for every followed pipe to reach EOF, writes what is queued
@@ -118,6 +163,7 @@ func (l *Log) write() {
 	defer close(l.done)
 	bw := bufio.NewWriterSize(l.w, 64<<10)
 	for ln := range l.q {
+		l.flushMaster(bw)
 		switch {
 		case ln.src == nil:
 			bw.Write(ln.text)
@@ -134,15 +180,18 @@ func (l *Log) write() {
 			}
 		}
 		if len(l.q) == 0 {
+			l.flushMaster(bw)
 			bw.Flush()
 		}
 	}
+	l.flushMaster(bw)
 	bw.Flush()
 }
 
 // follow reads r line by line until EOF and closes it. onLine, if set,
-// sees every line first. A nil Log only feeds onLine.
-func (l *Log) follow(name string, r *os.File, stderr bool, onLine func([]byte)) {
+// sees every line first; onEOF, if set, runs at EOF. A nil Log only feeds
+// onLine.
+func (l *Log) follow(name string, r *os.File, stderr bool, onLine func([]byte), onEOF func()) {
 	src := &source{name: name, stderr: stderr}
 	if l == nil {
 		l = &Log{} // discards: emit checks q == nil
@@ -154,6 +203,9 @@ func (l *Log) follow(name string, r *os.File, stderr bool, onLine func([]byte)) 
 			defer l.wg.Done()
 		}
 		defer r.Close()
+		if onEOF != nil {
+			defer onEOF()
+		}
 		br := bufio.NewReaderSize(r, maxLine)
 		for {
 			line, err := br.ReadSlice('\n')

@@ -27,6 +27,9 @@ type ExitStatus struct {
 	At time.Time
 	// CPU is user+system time of the process and its reaped descendants.
 	CPU time.Duration
+	// StartErr, when set, says the worker never ran: the start itself
+	// failed (set by the supervisor, not the reaper).
+	StartErr string
 }
 
 // Success reports whether the process exited 0.
@@ -35,6 +38,8 @@ func (e ExitStatus) Success() bool { return !e.Lost && e.Signal == 0 && e.Code =
 // String reads like "exit code 1", "killed by SIGKILL" or "lost".
 func (e ExitStatus) String() string {
 	switch {
+	case e.StartErr != "":
+		return "failed to start: " + e.StartErr
 	case e.Lost:
 		return "exit status lost"
 	case e.Signal != 0:

@@ -55,6 +55,7 @@ type Process struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+	outDone   chan struct{} // closed when stderr reaches EOF
 
 	mu     sync.Mutex
 	notes  []string // STATUS= lines, newest last (bounded)
@@ -92,6 +93,11 @@ func (p *Process) Status() ExitStatus {
 	<-p.done
 	return p.status
 }
+
+// OutputDone is closed when the process's stderr has reached EOF (every
+// holder of the pipe closed it); it may never close if a grandchild keeps
+// the pipe open.
+func (p *Process) OutputDone() <-chan struct{} { return p.outDone }
 
 // Ready is closed when the worker reports readiness (READY=1 on its
 // NOTIFY_SOCKET, or 'ready' on its IPC channel). It is never closed for
@@ -226,7 +232,7 @@ func (s *Spawner) Start(spec Spec) (*Process, error) {
 	if len(spec.Files) != len(spec.FileNames) {
 		return nil, fmt.Errorf("start %s: %d files but %d names", spec.Name, len(spec.Files), len(spec.FileNames))
 	}
-	p := &Process{reaper: s.reaper, done: make(chan struct{}), ready: make(chan struct{})}
+	p := &Process{reaper: s.reaper, done: make(chan struct{}), ready: make(chan struct{}), outDone: make(chan struct{})}
 	var cleanup []func() // on failure
 	fail := func(err error) (*Process, error) {
 		for _, c := range cleanup {
@@ -339,8 +345,8 @@ func (s *Spawner) Start(spec Spec) (*Process, error) {
 	if notify != nil {
 		notify.start()
 	}
-	spec.Output.follow(spec.Name, outR, false, nil)
-	spec.Output.follow(spec.Name, errR, true, p.addTail)
+	spec.Output.follow(spec.Name, outR, false, nil, nil)
+	spec.Output.follow(spec.Name, errR, true, p.addTail, func() { close(p.outDone) })
 	return p, nil
 }
 

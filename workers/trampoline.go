@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,10 @@ import (
 // It never returns. Failures exit 127 (not found) or 126 (not executable)
 // like a shell, with one line on stderr that the master shows.
 func Trampoline(args []string) {
+	// Pdeathsig is per thread: setuid clears it on every thread, and the
+	// prctl below re-arms only the calling one, so the re-arm and the
+	// execve must happen on the same thread.
+	runtime.LockOSThread()
 	ppid := 0
 	var cred string
 	for len(args) > 0 && args[0] != "--" {

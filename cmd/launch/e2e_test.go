@@ -627,3 +627,37 @@ func TestBadAppFiles(t *testing.T) {
 		t.Errorf("bad flag: exit %d, output %q", code, m.output())
 	}
 }
+
+// TestStalledStdoutDoesNotFreezeMaster: with its stdout a pipe nobody
+// reads and a chatty worker, the master still stops on SIGTERM.
+func TestStalledStdoutDoesNotFreezeMaster(t *testing.T) {
+	app := writeFile(t, "app.yaml", `apps:
+  - name: chatty
+    script: /usr/bin/yes
+    args: ["a line of output that fills the pipe"]
+    instances: 1
+    kill_timeout: 500ms
+`)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // never read
+	cmd := exec.Command(filepath.Join(binDir, "launch"), app)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(1500 * time.Millisecond) // the pipe and the queue fill up
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("the master did not stop on SIGTERM while its stdout was stalled")
+	}
+}

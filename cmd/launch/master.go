@@ -197,6 +197,7 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal, events <-chan 
 		close(allDone)
 	}()
 	reloaded := make(chan error, 1)
+	ctxDone := ctx.Done()
 	for {
 		select {
 		case <-allDone:
@@ -219,7 +220,8 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal, events <-chan 
 			}
 		case ev := <-events:
 			m.event(ev)
-		case <-ctx.Done():
+		case <-ctxDone:
+			ctxDone = nil
 			m.stop(false)
 		}
 	}

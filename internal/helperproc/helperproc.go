@@ -38,7 +38,7 @@ func Args() []string { return []string{"-test.run=^$"} }
 //     HTTP response when HTTP=1), exits 0 on SIGTERM after closing.
 //   - exit: exits with $EXIT_CODE at once.
 //   - sleep: sleeps a minute.
-//   - ignore-term: ignores SIGTERM and sleeps.
+//   - ignore-term: ignores SIGTERM, then sends READY=1, and sleeps.
 //   - with-child: starts a sleep child in its own process group, prints
 //     "child PID", then sleeps (or exits when THEN_EXIT is set).
 //   - flood: writes 200,000 lines and one 100 kB line as fast as it can.
@@ -92,6 +92,7 @@ func helper(name string) int {
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ignoring SIGTERM")
+		notifyReady()
 		time.Sleep(time.Minute)
 		return 0
 	case "with-child":
@@ -123,4 +124,14 @@ func helper(name string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", name)
 	return 99
+}
+
+// notifyReady sends READY=1 on NOTIFY_SOCKET, if there is one.
+func notifyReady() {
+	if sock := os.Getenv("NOTIFY_SOCKET"); sock != "" {
+		if c, err := net.Dial("unixgram", sock); err == nil {
+			c.Write([]byte("READY=1"))
+			c.Close()
+		}
+	}
 }
