@@ -20,20 +20,29 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{sets: map[string]*Set{}} }
 
-// Set is the sockets of one app, as its workers receive them.
+// Set is the sockets of one app, as its workers receive them. In shared
+// mode every slot gets the same sockets; in reuseport mode each slot has
+// its own SO_REUSEPORT sockets, bound when the slot first asks for them
+// and kept until the slot is closed, so a replacement worker inherits its
+// predecessor's accept queue.
 type Set struct {
 	// App is the app's name.
 	App string
 	// Mode is the balance mode the sockets were bound for.
 	Mode config.Balance
 
-	reg   *Registry
-	socks []*Socket
+	reg     *Registry
+	listens []config.Listen   // with Name set; reuseport: port resolved
+	socks   []*Socket         // shared mode
+	slots   map[int][]*Socket // reuseport mode, by slot
 }
 
 // Bind binds every listen address of app, or none: on error, sockets bound
 // so far are closed. An app with no addresses gets an empty Set. Binding an
-// app twice is an error.
+// app twice is an error. In reuseport mode each address is first bound
+// once without SO_REUSEPORT, so a listener already on the port (even a
+// stale one of the same user, which a reuseport bind would silently join)
+// is an error; then slot 0's sockets are bound.
 func (r *Registry) Bind(app *config.App) (*Set, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -44,46 +53,104 @@ func (r *Registry) Bind(app *config.App) (*Set, error) {
 	if mode == "" {
 		mode = config.BalanceShared
 	}
-	if mode != config.BalanceShared {
+	if mode != config.BalanceShared && mode != config.BalanceReusePort {
 		return nil, fmt.Errorf("app %s: balance %q is not supported by this version", app.Name, mode)
 	}
-	set := &Set{App: app.Name, Mode: mode, reg: r}
+	set := &Set{App: app.Name, Mode: mode, reg: r, slots: map[int][]*Socket{}}
 	for _, l := range app.Listen {
-		s, err := bindSocket(l, false)
-		if err != nil {
-			for _, b := range set.socks {
-				b.close()
+		if l.Name == "" {
+			l.Name = app.Name
+		}
+		if mode == config.BalanceReusePort {
+			if l.Network == config.Unix {
+				return nil, fmt.Errorf("app %s: %s: balance reuseport needs TCP addresses", app.Name, l)
 			}
-			return nil, err
+			probe, err := bindSocket(l, false)
+			if err != nil {
+				return nil, err
+			}
+			l.Address = probe.Addr() // the port, resolved once for every slot
+			probe.close()
 		}
-		s.Name = l.Name
-		if s.Name == "" {
-			s.Name = app.Name
-		}
-		set.socks = append(set.socks, s)
+		set.listens = append(set.listens, l)
+	}
+	var err error
+	if mode == config.BalanceShared {
+		set.socks, err = bindAll(set.listens, false)
+	} else if len(set.listens) > 0 {
+		set.slots[0], err = bindAll(set.listens, true)
+	}
+	if err != nil {
+		return nil, err
 	}
 	r.sets[app.Name] = set
 	return set, nil
 }
 
+// bindAll binds every address, or none.
+func bindAll(listens []config.Listen, reuseport bool) ([]*Socket, error) {
+	var socks []*Socket
+	for _, l := range listens {
+		s, err := bindSocket(l, reuseport)
+		if err != nil {
+			for _, b := range socks {
+				b.close()
+			}
+			return nil, err
+		}
+		s.Name = l.Name
+		socks = append(socks, s)
+	}
+	return socks, nil
+}
+
+// PerSlot reports whether each slot has its own sockets (reuseport).
+func (s *Set) PerSlot() bool { return s.Mode == config.BalanceReusePort }
+
+// socketsLocked returns the sockets slot uses; slot < 0 means every socket
+// of the set. Shared mode ignores slot.
+func (s *Set) socketsLocked(slot int) []*Socket {
+	if !s.PerSlot() {
+		return s.socks
+	}
+	if slot >= 0 {
+		return s.slots[slot]
+	}
+	var all []*Socket
+	for _, socks := range s.slots {
+		all = append(all, socks...)
+	}
+	return all
+}
+
 // Files returns the files and LISTEN_FDNAMES entries that the worker in
-// slot gets. In shared mode every slot gets the same sockets.
-func (s *Set) Files(slot int) ([]*os.File, []string) {
+// slot gets. In shared mode every slot gets the same sockets; in reuseport
+// mode a slot's sockets are bound on its first call.
+func (s *Set) Files(slot int) ([]*os.File, []string, error) {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
-	files := make([]*os.File, len(s.socks))
-	names := make([]string, len(s.socks))
-	for i, k := range s.socks {
+	socks := s.socketsLocked(slot)
+	if s.PerSlot() && socks == nil && len(s.listens) > 0 {
+		var err error
+		socks, err = bindAll(s.listens, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("socket for instance %d: %w", slot, err)
+		}
+		s.slots[slot] = socks
+	}
+	files := make([]*os.File, len(socks))
+	names := make([]string, len(socks))
+	for i, k := range socks {
 		files[i], names[i] = k.file, k.Name
 	}
-	return files, names
+	return files, names, nil
 }
 
 // Port is the first TCP port of the set (the worker's PORT), or 0.
 func (s *Set) Port() int {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
-	for _, k := range s.socks {
+	for _, k := range s.socketsLocked(-1) {
 		if p := k.Port(); p != 0 {
 			return p
 		}
@@ -91,29 +158,43 @@ func (s *Set) Port() int {
 	return 0
 }
 
-// Len is the number of sockets.
-func (s *Set) Len() int { return len(s.socks) }
+// Len is the number of addresses.
+func (s *Set) Len() int { return len(s.listens) }
 
-// String lists the bound addresses: "127.0.0.1:8080, unix:/run/a.sock".
+// Sockets is the number of sockets held now (in reuseport mode, one per
+// address per slot).
+func (s *Set) Sockets() int {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	return len(s.socketsLocked(-1))
+}
+
+// String lists the addresses: "127.0.0.1:8080, unix:/run/a.sock".
 func (s *Set) String() string {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
-	addrs := make([]string, len(s.socks))
-	for i, k := range s.socks {
-		addrs[i] = k.Addr()
+	addrs := make([]string, len(s.listens))
+	for i, l := range s.listens {
+		addrs[i] = l.String()
+		if !s.PerSlot() && i < len(s.socks) {
+			addrs[i] = s.socks[i].Addr()
+		}
 	}
 	return strings.Join(addrs, ", ")
 }
 
-// Pause stops every socket of the set from accepting, so new connections
-// are refused at once (used when the app has no worker that will come
-// back). It returns how many queued connections were reset (-1 for unknown).
-func (s *Set) Pause() (int, error) {
+// Pause stops slot's sockets (slot < 0: every socket; shared mode: the
+// shared sockets whatever the slot) from taking new connections, so they
+// are refused or, in reuseport mode, go to the other slots' sockets.
+// Connections already queued are reset, or migrate to another socket of
+// the group where net.ipv4.tcp_migrate_req is on; Pause returns how many
+// were queued (-1 for unknown).
+func (s *Set) Pause(slot int) (int, error) {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
 	total := 0
 	var errs []error
-	for _, k := range s.socks {
+	for _, k := range s.socketsLocked(slot) {
 		n, err := k.pause()
 		if n > 0 {
 			total += n
@@ -123,28 +204,44 @@ func (s *Set) Pause() (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// Resume undoes Pause; call it before a worker that will get the sockets
-// starts.
-func (s *Set) Resume() error {
+// Resume undoes Pause; call it before a worker that gets the sockets starts.
+func (s *Set) Resume(slot int) error {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
 	var errs []error
-	for _, k := range s.socks {
+	for _, k := range s.socketsLocked(slot) {
 		errs = append(errs, k.resume())
 	}
 	return errors.Join(errs...)
 }
 
-// Paused reports whether any socket of the set is paused.
-func (s *Set) Paused() bool {
+// Paused reports whether any of slot's sockets is paused.
+func (s *Set) Paused(slot int) bool {
 	s.reg.mu.Lock()
 	defer s.reg.mu.Unlock()
-	for _, k := range s.socks {
+	for _, k := range s.socketsLocked(slot) {
 		if k.paused {
 			return true
 		}
 	}
 	return false
+}
+
+// CloseSlot closes a removed slot's own sockets (reuseport mode; shared
+// sockets live as long as the set). Pause the slot and stop its worker
+// first, so no connection is left in the queue that closes.
+func (s *Set) CloseSlot(slot int) error {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	if !s.PerSlot() || slot < 0 {
+		return nil
+	}
+	var errs []error
+	for _, k := range s.slots[slot] {
+		errs = append(errs, k.close())
+	}
+	delete(s.slots, slot)
+	return errors.Join(errs...)
 }
 
 // Close closes every socket of every app (unix socket files are removed).
@@ -153,7 +250,7 @@ func (r *Registry) Close() error {
 	defer r.mu.Unlock()
 	var errs []error
 	for name, set := range r.sets {
-		for _, k := range set.socks {
+		for _, k := range set.socketsLocked(-1) {
 			errs = append(errs, k.close())
 		}
 		delete(r.sets, name)

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,8 +41,8 @@ func TestBindSharedAndFiles(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	f0, n0 := set.Files(0)
-	f1, n1 := set.Files(1)
+	f0, n0, _ := set.Files(0)
+	f1, n1, _ := set.Files(1)
 	if len(f0) != 3 || f0[0] != f1[0] || n0[0] != "web" || n1[2] != "web" {
 		t.Errorf("shared mode must hand every slot the same sockets: %v %v", n0, n1)
 	}
@@ -118,7 +119,7 @@ func TestPauseRefusesResumeKeepsPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer queued.Close()
-	n, err := set.Pause()
+	n, err := set.Pause(-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestPauseRefusesResumeKeepsPort(t *testing.T) {
 		l.Close()
 		t.Error("the port was free while paused")
 	}
-	if err := set.Resume(); err != nil {
+	if err := set.Resume(-1); err != nil {
 		t.Fatal(err)
 	}
 	if set.String() != addr {
@@ -154,8 +155,8 @@ func TestPauseRefusesResumeKeepsPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := set0.String()
-	set0.Pause()
-	if err := set0.Resume(); err != nil || set0.String() != before {
+	set0.Pause(-1)
+	if err := set0.Resume(-1); err != nil || set0.String() != before {
 		t.Errorf("port-0 socket resumed on %s (err %v), want %s", set0.String(), err, before)
 	}
 }
@@ -172,7 +173,7 @@ func TestRebindAfterTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := set.Files(0)
+	files, _, _ := set.Files(0)
 	l, err := net.FileListener(files[0])
 	if err != nil {
 		t.Fatal(err)
@@ -192,5 +193,90 @@ func TestRebindAfterTraffic(t *testing.T) {
 	defer r2.Close()
 	if _, err := r2.Bind(app("web", addr)); err != nil {
 		t.Errorf("rebind after server-side TIME_WAIT: %v", err)
+	}
+}
+
+func reuseApp(addr string) *config.App {
+	a := app("web", addr)
+	a.Balance = config.BalanceReusePort
+	return a
+}
+
+func TestReusePortSlots(t *testing.T) {
+	r := NewRegistry()
+	defer r.Close()
+	set, err := r.Bind(reuseApp("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.PerSlot() || set.Sockets() != 1 {
+		t.Fatalf("after Bind: per-slot %v, %d sockets; want slot 0 bound", set.PerSlot(), set.Sockets())
+	}
+	f0, _, err := set.Files(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, names, err := set.Files(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f0[0] == f1[0] || names[0] != "web" || set.Sockets() != 2 {
+		t.Errorf("slots must get their own sockets: %v %v, %d sockets", f0, f1, set.Sockets())
+	}
+	again, _, _ := set.Files(1)
+	if again[0] != f1[0] {
+		t.Error("a slot's socket changed between calls: a replacement must inherit it")
+	}
+	addr := set.String()
+	if _, err := set.Pause(1); err != nil || !set.Paused(1) || set.Paused(0) {
+		t.Errorf("Pause(1): err %v, paused(1) %v, paused(0) %v", err, set.Paused(1), set.Paused(0))
+	}
+	// With slot 1 paused, every connection reaches slot 0's queue.
+	l0, _ := net.FileListener(f0[0])
+	defer l0.Close()
+	for i := 0; i < 20; i++ {
+		c, err := net.DialTimeout("tcp", l0.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatalf("dial %s with slot 1 paused: %v", addr, err)
+		}
+		s, err := l0.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		c.Close()
+	}
+	if err := set.Resume(1); err != nil || set.Paused(1) {
+		t.Errorf("Resume(1): %v", err)
+	}
+	if err := set.CloseSlot(1); err != nil || set.Sockets() != 1 {
+		t.Errorf("CloseSlot(1): %v, %d sockets left", err, set.Sockets())
+	}
+}
+
+// TestReusePortRefusesStaleListener: a reuseport bind would silently join
+// a stale listener of the same user; the first, plain bind catches it.
+func TestReusePortRefusesStaleListener(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, 15 /* SO_REUSEPORT */, 1)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Listen(fd, 8)
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	r := NewRegistry()
+	defer r.Close()
+	if _, err := r.Bind(reuseApp(addr)); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("reuseport bind beside a stale reuseport listener: %v, want EADDRINUSE", err)
+	}
+	u := app("u", "unix:"+filepath.Join(t.TempDir(), "s.sock"))
+	u.Balance = config.BalanceReusePort
+	if _, err := r.Bind(u); err == nil || !strings.Contains(err.Error(), "reuseport needs TCP") {
+		t.Errorf("unix + reuseport: %v", err)
 	}
 }

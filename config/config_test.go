@@ -267,8 +267,8 @@ listen:
 		{"listen null", "script: x\nlisten: null", func(a *App, _ string) string { return eqv(len(a.Listen), 0) }},
 		{"fork without listen", "script: x\nexec_mode: fork\nlisten: []", func(a *App, _ string) string { return eqv(a.ExecMode, ExecFork) }},
 		{"balance shared", "script: x\nbalance: shared", func(a *App, _ string) string { return eqv(a.Balance, BalanceShared) }},
-		{"balance reuseport becomes shared", "script: x\nbalance: reuseport\nlisten: 80", func(a *App, _ string) string {
-			return eqv(a.Balance, BalanceShared)
+		{"balance reuseport", "script: x\nbalance: reuseport\nlisten: 80", func(a *App, _ string) string {
+			return eqv(a.Balance, BalanceReusePort)
 		}},
 	}
 	for _, tt := range tests {
@@ -666,7 +666,6 @@ deploy:
 		`app.yaml:6: app "web": out_file is not yet supported; ignored`,
 		`app.yaml:7: app "web": health_check is not yet supported; ignored`,
 		`app.yaml:8: app "web": max_memory_restart is checked but not yet enforced`,
-		`app.yaml:9: app "web": balance: reuseport is not yet supported; using shared`,
 		`app.yaml:14: deploy is not supported; ignored`,
 	}
 	var got []string

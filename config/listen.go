@@ -235,7 +235,7 @@ func (a *appDecoder) unixAddress(path string) (Listen, string, error) {
 }
 
 // balance reads balance: shared (the default), reuseport or proxy.
-// reuseport is accepted and downgraded to shared; proxy is refused.
+// reuseport needs TCP addresses; proxy is refused (not yet supported).
 func (a *appDecoder) balance() {
 	p, ok := a.keys["balance"]
 	if !ok {
@@ -257,7 +257,7 @@ func (a *appDecoder) balance() {
 				return
 			}
 		}
-		a.warn(p.key, a.label, "balance:"+a.app.Name, "balance: reuseport is not yet supported; using shared")
+		a.app.Balance = b
 	case BalanceProxy:
 		a.balanceWritten = b
 		a.fail(p.key, "balance", "proxy is not yet supported in this version", "use balance: shared")

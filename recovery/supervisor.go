@@ -16,22 +16,34 @@ import (
 )
 
 // Sockets is what a supervisor needs of the app's listening sockets
-// (balancer.Set implements it).
+// (balancer.Set implements it). Methods that take a slot act on that
+// slot's own sockets in per-slot (reuseport) mode; slot -1 means all of
+// them, and in shared mode every slot means the shared sockets.
 type Sockets interface {
 	// Files returns the fds and LISTEN_FDNAMES for the worker in slot.
-	Files(slot int) ([]*os.File, []string)
+	Files(slot int) ([]*os.File, []string, error)
 	// Port is the first TCP port, for PORT; 0 when none.
 	Port() int
-	// Len is the number of sockets.
+	// Len is the number of addresses.
 	Len() int
-	// Pause makes the sockets refuse new connections; it returns how many
-	// queued connections were reset (-1: unknown).
-	Pause() (int, error)
+	// PerSlot reports whether each slot has its own sockets.
+	PerSlot() bool
+	// Pause makes the sockets stop taking new connections; it returns
+	// how many queued connections were reset or migrated (-1: unknown).
+	Pause(slot int) (int, error)
 	// Resume undoes Pause.
-	Resume() error
+	Resume(slot int) error
 	// Paused reports whether Pause is in effect.
-	Paused() bool
+	Paused(slot int) bool
+	// CloseSlot closes a removed slot's own sockets.
+	CloseSlot(slot int) error
 }
+
+// slotPauseBound: in per-slot mode, a slot whose worker will be back
+// within this delay keeps its socket listening (connections wait for the
+// replacement); a longer backoff pauses it, so the kernel sends new
+// connections to the other slots instead.
+const slotPauseBound = 250 * time.Millisecond
 
 // Starter starts worker processes (workers.Spawner implements it).
 type Starter interface {
@@ -410,12 +422,16 @@ func (w *worker) stopTimers() {
 // Errored to Launching. A start that fails before the fork (program not
 // found, bad directory) errors the worker: retrying cannot help.
 func (s *Supervisor) launch(w *worker) {
-	if s.opts.Sockets != nil && s.opts.Sockets.Paused() {
-		if err := s.opts.Sockets.Resume(); err != nil {
+	if so, slot := s.opts.Sockets, s.sockSlot(w.slot); so != nil && so.Paused(slot) {
+		if err := so.Resume(slot); err != nil {
 			s.failStart(w, fmt.Errorf("cannot listen again: %w", err))
 			return
 		}
-		s.note("listening again")
+		if so.PerSlot() {
+			s.note("%s: its socket listens again", w.m.Name)
+		} else {
+			s.note("listening again")
+		}
 	}
 	spec, err := s.spec(w.slot.index, w.m.Name)
 	var p *workers.Process
@@ -502,7 +518,11 @@ func (s *Supervisor) spec(slotIndex int, name string) (workers.Spec, error) {
 		IPC:        a.Ready.Kind == config.ReadyIPC,
 	}
 	if s.opts.Sockets != nil && a.ExecMode != config.ExecFork {
-		spec.Files, spec.FileNames = s.opts.Sockets.Files(slotIndex)
+		var err error
+		spec.Files, spec.FileNames, err = s.opts.Sockets.Files(slotIndex)
+		if err != nil {
+			return spec, err
+		}
 		if p := s.opts.Sockets.Port(); p != 0 {
 			env = setEnv(env, "PORT", strconv.Itoa(p))
 		}
@@ -658,6 +678,48 @@ func (s *Supervisor) maybeDropSlot(sl *slot) {
 	if i := slices.Index(s.slots, sl); i >= 0 {
 		s.slots = slices.Delete(s.slots, i, i+1)
 	}
+	if s.opts.Sockets != nil && s.opts.Sockets.PerSlot() {
+		if err := s.opts.Sockets.CloseSlot(sl.index); err != nil {
+			s.note("%s.%d: closing its socket: %v", s.app.Name, sl.index, err)
+		}
+	}
+}
+
+// migrateReq reports whether net.ipv4.tcp_migrate_req is on, so
+// connections queued on a paused reuseport socket move to another socket
+// of the group instead of being reset. Never required.
+func migrateReq() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// sockSlot is the slot argument for Sockets: the slot's index in per-slot
+// mode, -1 (every socket) in shared mode.
+func (s *Supervisor) sockSlot(sl *slot) int {
+	if s.opts.Sockets != nil && s.opts.Sockets.PerSlot() {
+		return sl.index
+	}
+	return -1
+}
+
+// pauseSlot takes a slot's own socket out of the reuseport group.
+func (s *Supervisor) pauseSlot(sl *slot, why string) {
+	so := s.opts.Sockets
+	if so == nil || !so.PerSlot() || so.Paused(sl.index) {
+		return
+	}
+	n, err := so.Pause(sl.index)
+	name := fmt.Sprintf("%s.%d", s.app.Name, sl.index)
+	switch {
+	case err != nil:
+		s.note("%s: cannot pause its socket: %v", name, err)
+	case n > 0 && migrateReq():
+		s.note("%s: %s: paused its socket; %d queued connections migrated to the other workers (net.ipv4.tcp_migrate_req=1)", name, why, n)
+	case n > 0:
+		s.note("%s: %s: paused its socket; %d queued connections were reset (set net.ipv4.tcp_migrate_req=1 to move them to the other workers)", name, why, n)
+	default:
+		s.note("%s: %s: paused its socket; new connections go to the other workers", name, why)
+	}
 }
 
 // hint explains early exits whose cause launch can recognise.
@@ -795,6 +857,7 @@ func (s *Supervisor) scale(n int) {
 	for i := len(active) - 1; i >= n; i-- {
 		sl := active[i]
 		sl.removing = true
+		s.pauseSlot(sl, "scaled down")
 		if sl.next != nil {
 			s.stop(sl.next, "scaled down")
 		}
@@ -855,8 +918,16 @@ func (s *Supervisor) checkApp() {
 	} else {
 		s.erroredSent = false
 	}
-	if comeback == 0 && s.opts.Sockets != nil && s.opts.Sockets.Len() > 0 && !s.opts.Sockets.Paused() {
-		reset, err := s.opts.Sockets.Pause()
+	if so := s.opts.Sockets; so != nil && so.PerSlot() {
+		for _, sl := range s.activeSlots() {
+			if !s.slotComesBack(sl) {
+				s.pauseSlot(sl, "no worker for a while")
+			}
+		}
+		return
+	}
+	if comeback == 0 && s.opts.Sockets != nil && s.opts.Sockets.Len() > 0 && !s.opts.Sockets.Paused(-1) {
+		reset, err := s.opts.Sockets.Pause(-1)
 		switch {
 		case err != nil:
 			s.note("cannot pause listening: %v", err)
@@ -866,6 +937,25 @@ func (s *Supervisor) checkApp() {
 			s.note("no worker will come back soon: stopped listening, new connections are refused")
 		}
 	}
+}
+
+// slotComesBack reports whether the slot has, or will have within
+// slotPauseBound, a worker accepting on its socket.
+func (s *Supervisor) slotComesBack(sl *slot) bool {
+	for _, w := range []*worker{sl.w, sl.next} {
+		if w == nil {
+			continue
+		}
+		switch w.state() {
+		case workers.Online, workers.Launching, workers.Stopping:
+			return true
+		case workers.WaitingRestart:
+			if w.restartDelay <= slotPauseBound {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // mergeEnv returns base with app's variables set over it.

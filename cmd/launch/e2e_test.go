@@ -661,3 +661,30 @@ func TestStalledStdoutDoesNotFreezeMaster(t *testing.T) {
 		t.Fatal("the master did not stop on SIGTERM while its stdout was stalled")
 	}
 }
+
+func TestReusePortMode(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := startMaster(t, "-i", "2", helloApp(t, port, "    balance: reuseport\n"))
+	m.waitFor(fmt.Sprintf("web: 2 workers on 127.0.0.1:%d (a SO_REUSEPORT socket per worker)", port), 10*time.Second)
+	m.waitFor("web: ready", 15*time.Second)
+	out, err := exec.Command("ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output()
+	if err == nil && strings.Count(string(out), "LISTEN") != 2 {
+		t.Errorf("ss -ltn shows %d listening sockets, want 2:\n%s", strings.Count(string(out), "LISTEN"), out)
+	}
+	seen := map[int]int{}
+	for i := 0; i < 200; i++ {
+		pid, err := get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[pid]++
+	}
+	if len(seen) != 2 {
+		t.Errorf("200 new connections reached %v, want both workers", seen)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -142,7 +142,11 @@ func runMaster(ctx context.Context, o masterOptions) error {
 			n = c.Count(cpus)
 		}
 		if a.sockets.Len() > 0 {
-			say("%s: %d %s on %s (%s socket)", a.cfg.Name, n, plural(n, "worker"), a.sockets, a.sockets.Mode)
+			how := "shared socket"
+			if a.sockets.PerSlot() {
+				how = "a SO_REUSEPORT socket per worker"
+			}
+			say("%s: %d %s on %s (%s)", a.cfg.Name, n, plural(n, "worker"), a.sockets, how)
 		} else {
 			say("%s: %d %s (no sockets)", a.cfg.Name, n, plural(n, "worker"))
 		}

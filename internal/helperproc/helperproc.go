@@ -35,7 +35,8 @@ func Args() []string { return []string{"-test.run=^$"} }
 //   - serve-fd3: a strict socket-activated server (uses fd 3 only when
 //     LISTEN_PID is its own pid), READY=1 on NOTIFY_SOCKET, answers each
 //     connection with one line "pid=.. fds=.. names=.. instance=.." (or an
-//     HTTP response when HTTP=1), exits 0 on SIGTERM after closing.
+//     HTTP response when HTTP=1), exits 0 on SIGTERM after closing; exits 1
+//     at start when CRASH_INSTANCE equals LAUNCH_INSTANCE.
 //   - exit: exits with $EXIT_CODE at once.
 //   - sleep: sleeps a minute.
 //   - ignore-term: ignores SIGTERM, then sends READY=1, and sleeps.
@@ -45,6 +46,10 @@ func Args() []string { return []string{"-test.run=^$"} }
 func helper(name string) int {
 	switch name {
 	case "serve-fd3":
+		if ci := os.Getenv("CRASH_INSTANCE"); ci != "" && ci == os.Getenv("LAUNCH_INSTANCE") {
+			fmt.Fprintln(os.Stderr, "instance", ci, "crashes at start")
+			return 1
+		}
 		// A strict socket-activated server: like sd_listen_fds, it uses
 		// the fds only if LISTEN_PID is its own pid.
 		if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
