@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo bench e2e fuzz vet clean
+.PHONY: all build test demo bench bench-fairness fuzz clean
 
 all: build
 
@@ -24,9 +24,14 @@ test:
 demo: build
 	bin/launch -i max examples/hello/app.yaml
 
-## bench: overhead of launch vs the same app started by hand, and vs PM2 (minutes)
+## bench: overhead vs the app run by hand and vs PM2, then balance-mode fairness (about 30 min)
 bench: build
 	bench/overhead.sh
+	bench/fairness.sh
+
+## bench-fairness: shared vs reuseport: per-worker share, Jain's index, p99 (about 6 min)
+bench-fairness: build
+	bench/fairness.sh
 
 ## fuzz: fuzz the app file parser for a minute
 fuzz:

@@ -27,11 +27,14 @@
 // late.
 //
 // Routes: / (hello from <pid>), /pid, /slow?ms=N, /crash (exit 1), /env?k=NAME.
+// SLOW_INSTANCE=k and SLOW_US=n make instance k spend n µs of CPU on each /.
 // Every response carries x-pid and x-version ($VERSION, default "1").
 
 const http = require('http');
 
 const pid = String(process.pid);
+const slowNs = process.env.SLOW_INSTANCE !== undefined && process.env.SLOW_INSTANCE === process.env.LAUNCH_INSTANCE
+  ? BigInt(Number(process.env.SLOW_US) || 0) * 1000n : 0n;
 const version = process.env.VERSION || '1';
 const envMs = (name, def) => {
   const n = Number(process.env[name]);
@@ -63,7 +66,10 @@ function handle(req, res) {
   const url = new URL(req.url, 'http://localhost');
   if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'method not allowed\n');
   switch (url.pathname) {
-    case '/': return reply(res, 200, `hello from ${pid}\n`);
+    case '/': {
+      for (const t0 = process.hrtime.bigint(); process.hrtime.bigint() - t0 < slowNs;) { /* a slow worker */ }
+      return reply(res, 200, `hello from ${pid}\n`);
+    }
     case '/pid': return reply(res, 200, pid);
     case '/slow': {
       const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), 30000);

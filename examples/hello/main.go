@@ -20,6 +20,7 @@
 // 300) so that a connection handed over at the last moment is not stranded.
 //
 // Routes: / (hello from <pid>), /pid, /slow?ms=N, /crash (exit 1), /env?k=NAME.
+// SLOW_INSTANCE=k and SLOW_US=n make instance k spend n µs of CPU on each /.
 // Every response carries X-Pid and X-Version ($VERSION, else -ldflags
 // "-X main.version=...", else "1").
 package main
@@ -50,7 +51,17 @@ func main() {
 	pid := strconv.Itoa(os.Getpid())
 
 	mux := http.NewServeMux()
+	// SLOW_INSTANCE=k with SLOW_US=n makes instance k (LAUNCH_INSTANCE)
+	// burn n µs of CPU per request to / — a slow worker, for fairness
+	// benchmarks.
+	var slow time.Duration
+	if k := os.Getenv("SLOW_INSTANCE"); k != "" && k == os.Getenv("LAUNCH_INSTANCE") {
+		us, _ := strconv.Atoi(os.Getenv("SLOW_US"))
+		slow = time.Duration(us) * time.Microsecond
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		for t0 := time.Now(); time.Since(t0) < slow; {
+		}
 		fmt.Fprintf(w, "hello from %s\n", pid)
 	})
 	mux.HandleFunc("GET /pid", func(w http.ResponseWriter, r *http.Request) {
