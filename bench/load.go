@@ -76,9 +76,8 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 		WriteTimeout:              l.Timeout,
 		MaxIdemponentCallAttempts: 1, // no silent retries: every failure counts
 		// Short, so the client's cleaner goroutine ends soon after a run.
-		MaxIdleConnDuration:           100 * time.Millisecond,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
+		MaxIdleConnDuration:      100 * time.Millisecond,
+		NoDefaultUserAgentHeader: true,
 		// net.Dialer rather than fasthttp's default dialer, whose DNS
 		// cache keeps a goroutine for the life of the process.
 		Dial: func(addr string) (net.Conn, error) {
