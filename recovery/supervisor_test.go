@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/launch-go/launch/balancer"
 	"github.com/launch-go/launch/config"
 	"github.com/launch-go/launch/internal/helperproc"
@@ -30,13 +28,7 @@ func TestMain(m *testing.M) {
 		testReaper.Stop()
 		os.RemoveAll(testDir)
 	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	helperproc.Exit(code)
 }
 
 var (

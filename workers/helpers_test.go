@@ -1,11 +1,8 @@
 package workers
 
 import (
-	"fmt"
 	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 
 	"github.com/launch-go/launch/internal/helperproc"
 )
@@ -22,13 +19,7 @@ func TestMain(m *testing.M) {
 		testSpawner.Close()
 		testReaper.Stop()
 	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	helperproc.Exit(code)
 }
 
 var (

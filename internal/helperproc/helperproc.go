@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Env is the variable that selects a helper.
@@ -139,4 +141,17 @@ func notifyReady() {
 			c.Close()
 		}
 	}
+}
+
+// Exit ends a TestMain that had to clean up before the leak check (a
+// spawner thread, a reaper): when the tests passed it fails them if any
+// goroutine is left (goleak), then exits with code.
+func Exit(code int) {
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
