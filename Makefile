@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo bench bench-fairness fuzz clean
+.PHONY: all build test demo bench bench-fairness e2e fuzz clean
 
 all: build
 
@@ -32,6 +32,11 @@ bench: build
 ## bench-fairness: shared vs reuseport: per-worker share, Jain's index, p99 (about 6 min)
 bench-fairness: build
 	bench/fairness.sh
+
+## e2e: the end-to-end and supervisor tests (real processes, signals, load on
+## 127.0.0.1) five times over with -race, to shake out flakes (about 3 min)
+e2e: build
+	CGO_ENABLED=1 $(GO) test -race -count=5 -timeout 20m ./cmd/launch/ ./recovery/ ./workers/ ./balancer/
 
 ## fuzz: fuzz the app file parser for a minute
 fuzz:
