@@ -40,10 +40,9 @@ type FakeClock struct {
 func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t} }
 
 type fakeTimer struct {
-	c       *FakeClock
-	at      time.Time
-	f       func()
-	stopped bool
+	c  *FakeClock
+	at time.Time
+	f  func()
 }
 
 // Now returns the fake time.

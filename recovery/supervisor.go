@@ -883,7 +883,7 @@ func (s *Supervisor) checkApp() {
 	if s.stopping {
 		return
 	}
-	online, errored, comeback := 0, 0, 0
+	online, errored, comeback := 0, 0, false
 	for _, sl := range s.activeSlots() {
 		for _, w := range []*worker{sl.w, sl.next} {
 			if w == nil {
@@ -892,17 +892,11 @@ func (s *Supervisor) checkApp() {
 			switch w.state() {
 			case workers.Online:
 				online++
-				comeback++
-			case workers.Launching, workers.Stopping:
-				comeback++
-			case workers.WaitingRestart:
-				if w.restartDelay <= s.app.ListenTimeout {
-					comeback++
-				}
 			case workers.Errored:
 				errored++
 			}
 		}
+		comeback = comeback || s.slotComesBack(sl, s.app.ListenTimeout)
 	}
 	n := len(s.activeSlots())
 	if !s.readySent && online+errored == n && online > 0 {
@@ -920,13 +914,13 @@ func (s *Supervisor) checkApp() {
 	}
 	if so := s.opts.Sockets; so != nil && so.PerSlot() {
 		for _, sl := range s.activeSlots() {
-			if !s.slotComesBack(sl) {
+			if !s.slotComesBack(sl, slotPauseBound) {
 				s.pauseSlot(sl, "no worker for a while")
 			}
 		}
 		return
 	}
-	if comeback == 0 && s.opts.Sockets != nil && s.opts.Sockets.Len() > 0 && !s.opts.Sockets.Paused(-1) {
+	if !comeback && s.opts.Sockets != nil && s.opts.Sockets.Len() > 0 && !s.opts.Sockets.Paused(-1) {
 		reset, err := s.opts.Sockets.Pause(-1)
 		switch {
 		case err != nil:
@@ -939,9 +933,9 @@ func (s *Supervisor) checkApp() {
 	}
 }
 
-// slotComesBack reports whether the slot has, or will have within
-// slotPauseBound, a worker accepting on its socket.
-func (s *Supervisor) slotComesBack(sl *slot) bool {
+// slotComesBack reports whether the slot has, or will have within the
+// given backoff bound, a worker accepting on its sockets.
+func (s *Supervisor) slotComesBack(sl *slot, within time.Duration) bool {
 	for _, w := range []*worker{sl.w, sl.next} {
 		if w == nil {
 			continue
@@ -950,7 +944,7 @@ func (s *Supervisor) slotComesBack(sl *slot) bool {
 		case workers.Online, workers.Launching, workers.Stopping:
 			return true
 		case workers.WaitingRestart:
-			if w.restartDelay <= slotPauseBound {
+			if w.restartDelay <= within {
 				return true
 			}
 		}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Spec says what to start for one worker.
@@ -363,10 +361,4 @@ func cleanEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// pidAlive reports whether pid exists (kill(pid, 0)).
-func pidAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
 }
