@@ -62,6 +62,40 @@ type History struct {
 	Unstable int `json:"unstable"`
 	// PrevDelay is the last backoff delay (PM2's prev_restart_delay).
 	PrevDelay time.Duration `json:"prev_delay_ns"`
+	// Log holds the most recent restarts (at most maxRestartLog), oldest
+	// first, for `launch describe`.
+	Log []RestartRecord `json:"log,omitempty"`
+}
+
+// Restart reasons, as `launch describe` and the metrics show them.
+const (
+	ReasonCrash         = "crash"          // the process exited on its own
+	ReasonListenTimeout = "listen_timeout" // not ready within listen_timeout
+	ReasonMemory        = "memory"         // over max_memory_restart
+	ReasonReload        = "reload"         // replaced by a rolling reload
+	ReasonRestart       = "restart"        // `launch restart`
+)
+
+// RestartRecord is one restart of a slot's worker.
+type RestartRecord struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+	// PID is the process that exited or was replaced.
+	PID int `json:"pid,omitempty"`
+	// Exit is how it ended ("exit code 1", "killed by SIGKILL"), when it did.
+	Exit string `json:"exit,omitempty"`
+}
+
+// maxRestartLog bounds History.Log.
+const maxRestartLog = 20
+
+// record counts a restart and keeps its record.
+func (h *History) record(r RestartRecord) {
+	h.Restarts++
+	h.Log = append(h.Log, r)
+	if len(h.Log) > maxRestartLog {
+		h.Log = slices.Delete(h.Log, 0, len(h.Log)-maxRestartLog)
+	}
 }
 
 // Action is what to do after an exit.
@@ -130,7 +164,7 @@ func (p Policy) OnExit(h *History, uptime time.Duration, st workers.ExitStatus, 
 			Reason: fmt.Sprintf("%s; %d unstable runs in a row (max_restarts %d, min_uptime %s)", desc, h.Unstable, p.MaxRestarts, p.MinUptime)}
 	}
 	delay := p.nextDelay(h, uptime)
-	h.Restarts++
+	h.record(RestartRecord{At: st.At, Reason: ReasonCrash, PID: st.PID, Exit: st.String()})
 	reason := fmt.Sprintf("%s; restart in %s", desc, roundDur(delay))
 	if unstable {
 		reason += fmt.Sprintf(" (unstable %d/%d)", h.Unstable, p.MaxRestarts)

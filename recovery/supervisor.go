@@ -115,8 +115,14 @@ type Supervisor struct {
 	done   chan struct{}
 
 	// Owned by the run goroutine:
-	slots       []*slot
-	stopping    bool
+	slots    []*slot
+	stopping bool
+	// halted: a person stopped the app (`launch stop`); its workers stay
+	// stopped until Resume or Restart.
+	halted bool
+	// rolling counts replaceSlot calls in progress (reload, memory).
+	rolling     int
+	idleWaiters []chan struct{}
 	readySent   bool
 	erroredSent bool
 	hinted      map[string]bool
@@ -160,6 +166,9 @@ type worker struct {
 	// onReady and onStopped are one-shot hooks for replaceSlot.
 	onReady   func()
 	onStopped func(err error)
+	// relaunch, when set, is the restart reason of a worker being stopped
+	// to start again (`launch restart`): it launches when its process exits.
+	relaunch string
 }
 
 type evKind int
@@ -226,7 +235,7 @@ func (s *Supervisor) Kill() { s.do(func() { s.stopAll(true) }) }
 // not yet replaced keep serving.
 func (s *Supervisor) ReplaceAll() error {
 	reply := make(chan error, 1)
-	if err := s.do(func() { s.rollFrom(s.activeSlots(), reply) }); err != nil {
+	if err := s.do(func() { s.roll(s.activeSlots(), 1, nil, reply) }); err != nil {
 		return err
 	}
 	select {
@@ -267,6 +276,8 @@ type WorkerInfo struct {
 	// Incoming is true for a replacement that is not serving yet.
 	Incoming bool   `json:"incoming,omitempty"`
 	LastExit string `json:"last_exit,omitempty"`
+	// Started is when the current process started (zero without one).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Workers returns a snapshot of every worker, by slot; nil once stopped.
@@ -286,6 +297,7 @@ func (s *Supervisor) snapshot() []WorkerInfo {
 			Restarts: w.slot.hist.Restarts, Incoming: incoming}
 		if w.proc != nil {
 			info.PID = w.proc.PID
+			info.Started = w.started
 		}
 		if w.lastExit != nil {
 			info.LastExit = w.lastExit.String()
@@ -317,11 +329,15 @@ func (s *Supervisor) run() {
 		case ev := <-s.events:
 			s.handle(ev)
 		}
+		s.wakeIdle()
 	}
 	for _, sl := range s.slots {
 		for _, w := range s.workersOf(sl) {
 			w.stopTimers()
 		}
+	}
+	for _, ch := range s.idleWaiters {
+		close(ch)
 	}
 }
 
@@ -382,6 +398,9 @@ func (s *Supervisor) addSlot() {
 	sl := &slot{index: index}
 	sl.w = s.newWorker(sl)
 	s.slots = append(s.slots, sl)
+	if s.halted {
+		return // a stopped app's new slots start with it (Resume)
+	}
 	s.launch(sl.w)
 }
 
@@ -578,7 +597,7 @@ func (s *Supervisor) timer(w *worker, k timerKind) {
 			s.signal(w, syscall.SIGKILL)
 		}
 	case tRestart:
-		if w.state() == workers.WaitingRestart && !s.stopping {
+		if w.state() == workers.WaitingRestart && !s.stopping && !s.halted {
 			s.launch(w)
 		}
 	}
@@ -624,6 +643,12 @@ func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 	if w.state() == workers.Stopping || s.stopping {
 		s.set(w, workers.Stopped, st.String())
 		s.finish(w, nil)
+		if why := w.relaunch; why != "" && !s.stopping && !s.halted && w == sl.w && !sl.removing {
+			w.relaunch = ""
+			sl.hist.Unstable = 0
+			sl.hist.record(RestartRecord{At: s.clock.Now(), Reason: why, PID: st.PID, Exit: st.String()})
+			s.launch(w)
+		}
 		return
 	}
 	if w == sl.next {
@@ -644,6 +669,9 @@ func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 // decide applies the restart policy to an exit of w's run.
 func (s *Supervisor) decide(w *worker, st workers.ExitStatus, uptime time.Duration) {
 	d := s.policy.OnExit(&w.slot.hist, uptime, st, w.ready)
+	if log := w.slot.hist.Log; d.Action == Restart && w.stopSent && !w.ready && len(log) > 0 {
+		log[len(log)-1].Reason = ReasonListenTimeout
+	}
 	switch d.Action {
 	case Stop:
 		s.set(w, workers.Stopped, d.Reason)
@@ -787,7 +815,16 @@ func (s *Supervisor) stopAll(force bool) {
 // worker has stopped (or the slot is being removed, so there is nothing to
 // replace), or with the reason the replacement failed (the old worker then
 // keeps serving).
-func (s *Supervisor) replaceSlot(sl *slot, done func(error)) {
+//
+// reason is the restart reason recorded for the slot (ReasonReload,
+// ReasonMemory); progress, when not nil, hears each step.
+func (s *Supervisor) replaceSlot(sl *slot, reason string, progress func(Step), done func(error)) {
+	if progress == nil {
+		progress = func(Step) {}
+	}
+	step := func(phase Phase, pid, oldPID int, err error) {
+		progress(Step{App: s.app.Name, Instance: sl.index, Phase: phase, PID: pid, OldPID: oldPID, Err: err})
+	}
 	if sl.removing || !slices.Contains(s.slots, sl) {
 		done(nil)
 		return
@@ -795,6 +832,15 @@ func (s *Supervisor) replaceSlot(sl *slot, done func(error)) {
 	if sl.next != nil {
 		done(fmt.Errorf("%s.%d: a replacement is already starting", s.app.Name, sl.index))
 		return
+	}
+	s.rolling++
+	finished := func(err error) {
+		s.rolling--
+		done(err)
+	}
+	oldPID := 0
+	if sl.w.proc != nil {
+		oldPID = sl.w.proc.PID
 	}
 	nw := s.newWorker(sl)
 	sl.next = nw
@@ -805,45 +851,73 @@ func (s *Supervisor) replaceSlot(sl *slot, done func(error)) {
 		if err == nil {
 			err = fmt.Errorf("%s: replacement stopped before it was ready", nw.m.Name)
 		}
-		done(err)
+		step(PhaseFailed, 0, oldPID, err)
+		finished(err)
 	}
 	nw.onReady = func() {
 		old := sl.w
 		sl.w, sl.next = nw, nil
 		nw.onStopped = nil
-		sl.hist.Restarts++
+		sl.hist.record(RestartRecord{At: s.clock.Now(), Reason: reason, PID: oldPID})
 		sl.hist.Unstable = 0
+		step(PhaseReady, nw.proc.PID, oldPID, nil)
 		if old.proc == nil {
 			s.stop(old, "replaced")
-			done(nil)
+			step(PhaseDone, nw.proc.PID, oldPID, nil)
+			finished(nil)
 			return
 		}
 		sl.old = append(sl.old, old)
-		old.onStopped = done
-		s.stop(old, fmt.Sprintf("replaced by pid %d", nw.proc.PID))
+		newPID := nw.proc.PID
+		old.onStopped = func(err error) {
+			step(PhaseDone, newPID, oldPID, err)
+			finished(err)
+		}
+		s.stop(old, fmt.Sprintf("replaced by pid %d (%s)", nw.proc.PID, reason))
 	}
 	s.launch(nw)
+	if nw.proc != nil {
+		step(PhaseStarting, nw.proc.PID, oldPID, nil)
+	}
 }
 
-// rollFrom replaces the given slots one after the other (a snapshot taken
-// when the roll began; slots removed meanwhile are skipped).
-func (s *Supervisor) rollFrom(slots []*slot, reply chan<- error) {
-	if s.stopping {
-		reply <- ErrStopped
-		return
+// roll replaces the given slots (a snapshot taken when the roll began;
+// slots removed meanwhile are skipped), at most parallel at a time. At the
+// first failure it starts no more replacements, lets the ones under way
+// finish, and replies with the first error; the slots not replaced keep
+// their old workers.
+func (s *Supervisor) roll(slots []*slot, parallel int, progress func(Step), reply chan<- error) {
+	if parallel < 1 {
+		parallel = 1
 	}
-	if len(slots) == 0 {
-		reply <- nil
-		return
-	}
-	sl := slots[0]
-	s.replaceSlot(sl, func(err error) {
-		if err != nil {
-			reply <- fmt.Errorf("reload %s stopped at instance %d: %w", s.app.Name, sl.index, err)
-			return
+	var firstErr error
+	inflight := 0
+	var next func()
+	next = func() {
+		for inflight < parallel && len(slots) > 0 && firstErr == nil {
+			if s.stopping {
+				firstErr = ErrStopped
+				break
+			}
+			sl := slots[0]
+			slots = slots[1:]
+			inflight++
+			s.replaceSlot(sl, ReasonReload, progress, func(err error) {
+				inflight--
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("reload %s stopped at instance %d: %w", s.app.Name, sl.index, err)
+				}
+				next()
+			})
 		}
-		s.rollFrom(slots[1:], reply)
-	})
+		if inflight == 0 && (len(slots) == 0 || firstErr != nil) {
+			if reply != nil {
+				reply <- firstErr
+				reply = nil
+			}
+		}
+	}
+	next()
 }
 
 func (s *Supervisor) scale(n int) {
@@ -903,7 +977,7 @@ func (s *Supervisor) checkApp() {
 		s.readySent = true
 		s.notify(Event{Kind: AppReady, Msg: fmt.Sprintf("%d of %d workers online", online, n)})
 	}
-	if errored == n && n > 0 {
+	if errored == n && n > 0 && !s.halted {
 		if !s.erroredSent {
 			s.erroredSent = true
 			s.readySent = true
