@@ -76,6 +76,74 @@ func (l Listen) String() string {
 	return l.Address
 }
 
+// Proxy protocols, for Proxy.Protocol.
+const (
+	// ProtocolHTTP: the master is an HTTP reverse proxy (keep-alive pools,
+	// balancing per request).
+	ProtocolHTTP = "http"
+	// ProtocolTCP: the master splices each TCP connection to one worker.
+	ProtocolTCP = "tcp"
+)
+
+// Proxy targets, for Proxy.To.
+const (
+	// ProxyToTCP: each worker listens on a private 127.0.0.1 port, given
+	// to it in PORT.
+	ProxyToTCP = "tcp"
+	// ProxyToUnix: each worker listens on a private unix socket.
+	ProxyToUnix = "unix"
+)
+
+// Proxy strategies, for Proxy.Strategy.
+const (
+	// StrategyLeast sends each request (or connection, for tcp) to the
+	// worker with the fewest outstanding ones.
+	StrategyLeast = "least"
+	// StrategyRoundRobin sends requests to the workers in turn.
+	StrategyRoundRobin = "round_robin"
+)
+
+// Proxy is an app's proxy mode (balance: proxy, design §3): the master
+// accepts on the app's listen addresses and forwards to workers that each
+// listen on a private address. Every field holds its final value.
+type Proxy struct {
+	// Protocol is ProtocolHTTP (default) or ProtocolTCP (key protocol).
+	Protocol string
+	// To is where workers listen: ProxyToTCP (default) or ProxyToUnix
+	// (key proxy_to).
+	To string
+	// Strategy is StrategyLeast (default) or StrategyRoundRobin
+	// (key proxy.strategy).
+	Strategy string
+	// Sticky sends a client IP's requests to the same worker while it is
+	// in rotation (key sticky: ip; false or none = off). HTTP only.
+	Sticky bool
+	// MaxConns bounds the client connections the master holds open for
+	// the app at once (proxy.max_conns, default 10000).
+	MaxConns int
+	// ReadTimeout bounds reading a client's request, headers and body
+	// (proxy.read_timeout, default 60s); 0 = no limit.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing the response to the client
+	// (proxy.write_timeout, default 60s); 0 = no limit.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a client's keep-alive connection idle this long
+	// (proxy.idle_timeout, default 90s); 0 = no limit.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (proxy.max_header_size,
+	// a memory size, default 64K). HTTP only.
+	MaxHeaderBytes int
+	// HealthPath is the path of the active health check (GET, 2xx is
+	// healthy; key health_check.path); "" = no active check. HTTP only.
+	HealthPath string
+	// HealthInterval is the time between checks of a worker
+	// (health_check.interval, default 5s); 0 when HealthPath is "".
+	HealthInterval time.Duration
+	// HealthTimeout bounds one check (health_check.timeout, default 2s);
+	// 0 when HealthPath is "".
+	HealthTimeout time.Duration
+}
+
 // ExecMode is PM2's exec_mode.
 type ExecMode string
 
@@ -143,6 +211,34 @@ type App struct {
 	// StopSignal is sent to the worker's process group to stop it (SIGTERM).
 	StopSignal syscall.Signal
 
+	// OutFile is where the workers' stdout is written (PM2's out_file,
+	// aliases out, output, out_log): an absolute path (a relative one is
+	// resolved against the app file's directory), or "" for no file (not
+	// given, or PM2's "/dev/null", "NULL" or false). All instances of the
+	// app write to the one file.
+	OutFile string
+	// ErrorFile is where the workers' stderr is written (PM2's error_file,
+	// aliases error, err, err_file, err_log); same rules as OutFile.
+	ErrorFile string
+	// LogFile receives stdout and stderr together (PM2's log_file, alias
+	// log); same rules as OutFile. It may be given beside OutFile and
+	// ErrorFile: each line then goes to both.
+	LogFile string
+	// LogDateFormat is the Go time layout ("2006-01-02 15:04:05 -07:00")
+	// that prefixes each log line, converted from PM2's moment.js
+	// log_date_format ("YYYY-MM-DD HH:mm:ss Z"); "" = no timestamp.
+	LogDateFormat string
+	// LogMaxSize is the size in bytes at which a log file is rotated
+	// (log_max_size, default 10M); 0 = never rotate.
+	LogMaxSize int64
+	// LogMaxFiles is how many rotated files are kept besides the live one
+	// (log_max_files, default 5): out.log.1 is the newest; 0 = none kept.
+	LogMaxFiles int
+
+	// Proxy holds proxy mode's settings: non-nil exactly when Balance is
+	// BalanceProxy, with every default applied.
+	Proxy *Proxy
+
 	// Line is where the app's entry starts in the file.
 	Line int
 }
@@ -152,6 +248,19 @@ type File struct {
 	// Path is the file as given.
 	Path string
 	Apps []*App
+	// Metrics is the address ("127.0.0.1:9464", "[::1]:9464", ":9464")
+	// where the master serves Prometheus /metrics, /healthz and /readyz
+	// (top-level key metrics); "" = off (the default).
+	Metrics string
+	// ShutdownDelay is how long the master, asked to stop, keeps serving
+	// with /readyz failing before it stops the workers, so that a load
+	// balancer sees it leave first (top-level key shutdown_delay,
+	// default 0).
+	ShutdownDelay time.Duration
+	// SampleInterval is how often the master samples each worker's memory
+	// and CPU, for max_memory_restart and metrics (top-level key
+	// sample_interval, default 1s, at least 100ms).
+	SampleInterval time.Duration
 	// Warnings are non-fatal findings (PM2 keys we ignore, features not yet
 	// supported), each naming file, line and key.
 	Warnings []string

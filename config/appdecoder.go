@@ -52,6 +52,10 @@ type appDecoder struct {
 	scriptRest []string
 	// balanceWritten is the balance mode as written, before downgrades.
 	balanceWritten Balance
+	// protocol is the proxy protocol as read (or its default), for ready.
+	protocol string
+	// root says the app is the whole file (written without apps:).
+	root bool
 }
 
 // fail records a problem in this app.
@@ -65,10 +69,11 @@ func (a *appDecoder) bad(p pair, why error, hint string) {
 }
 
 // app walks one app entry into an App with every default applied.
-func (d *decoder) app(n *yaml.Node, pairs []pair, scope string) *appDecoder {
+func (d *decoder) app(n *yaml.Node, pairs []pair, scope string, root bool) *appDecoder {
 	a := &appDecoder{
 		decoder: d,
 		label:   scope,
+		root:    root,
 		node:    n,
 		keys:    map[string]pair{},
 		app: &App{
@@ -83,6 +88,8 @@ func (d *decoder) app(n *yaml.Node, pairs []pair, scope string) *appDecoder {
 			ListenTimeout: defaultListenTimeout,
 			Balance:       BalanceShared,
 			StopSignal:    defaultStopSignal,
+			LogMaxSize:    defaultLogMaxSize,
+			LogMaxFiles:   defaultLogMaxFiles,
 		},
 	}
 	a.classify(pairs)
@@ -97,8 +104,10 @@ func (d *decoder) app(n *yaml.Node, pairs []pair, scope string) *appDecoder {
 	a.credential()
 	a.listen()
 	a.balance()
+	a.proxy()
 	a.ready()
 	a.stopSignal()
+	a.logs()
 	return a
 }
 
@@ -134,9 +143,6 @@ func (a *appDecoder) classify(pairs []pair) {
 // report warns about the keys launch ignores and reports unknown keys and
 // a key given under two spellings.
 func (a *appDecoder) report() {
-	if p, ok := a.keys["max_memory_restart"]; ok {
-		a.warn(p.key, a.label, p.name, "max_memory_restart is checked but not yet enforced")
-	}
 	for _, p := range a.others {
 		if a.full() {
 			return
@@ -145,7 +151,11 @@ func (a *appDecoder) report() {
 		switch {
 		case !known:
 			if _, top := topKeys[p.name]; top {
-				a.fail(p.key, p.name, "is a top-level key, not an app key", "move it out of the app, to the top of the file")
+				hint := "move it out of the app, to the top of the file"
+				if a.root {
+					hint = "list the app under apps: and write " + p.name + " at the top of the file, beside apps"
+				}
+				a.fail(p.key, p.name, "is a top-level key, not an app key", hint)
 				continue
 			}
 			hint := didYouMean(p.name, appKeyNames)

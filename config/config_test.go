@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		Ready:         Ready{Kind: ReadyDelay, Delay: time.Second},
 		Balance:       BalanceShared,
 		StopSignal:    syscall.SIGTERM,
+		LogMaxSize:    10 << 20,
+		LogMaxFiles:   5,
 		Line:          2,
 	}
 	if got := f.Apps[0]; !reflect.DeepEqual(got, want) {
@@ -70,6 +72,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if f.Path != filepath.Join(dir, "app.yaml") {
 		t.Errorf("defaults: Path = %q", f.Path)
+	}
+	if msg := eq(f.Metrics, "") + eqv(f.ShutdownDelay, time.Duration(0)) + eqv(f.SampleInterval, time.Second); msg != "" {
+		t.Errorf("defaults: top level: %s", msg)
 	}
 }
 
@@ -268,7 +273,99 @@ listen:
 		{"fork without listen", "script: x\nexec_mode: fork\nlisten: []", func(a *App, _ string) string { return eqv(a.ExecMode, ExecFork) }},
 		{"balance shared", "script: x\nbalance: shared", func(a *App, _ string) string { return eqv(a.Balance, BalanceShared) }},
 		{"balance reuseport", "script: x\nbalance: reuseport\nlisten: 80", func(a *App, _ string) string {
-			return eqv(a.Balance, BalanceReusePort)
+			return eqv(a.Balance, BalanceReusePort) + eqv(a.Proxy, (*Proxy)(nil))
+		}},
+
+		// Logs.
+		{"out_file relative to the app file", "script: x\ncwd: sub\nout_file: logs/out.log", func(a *App, dir string) string {
+			return eq(a.OutFile, filepath.Join(dir, "logs/out.log")) + eq(a.ErrorFile, "") + eq(a.LogFile, "")
+		}},
+		{"out_file absolute cleaned", "script: x\nout_file: /var/log/../log/web.log", func(a *App, _ string) string {
+			return eq(a.OutFile, "/var/log/web.log")
+		}},
+		{"out alias", "script: x\nout: o.log", func(a *App, dir string) string { return eq(a.OutFile, filepath.Join(dir, "o.log")) }},
+		{"output alias", "script: x\noutput: o.log", func(a *App, dir string) string { return eq(a.OutFile, filepath.Join(dir, "o.log")) }},
+		{"out_log alias", "script: x\nout_log: o.log", func(a *App, dir string) string { return eq(a.OutFile, filepath.Join(dir, "o.log")) }},
+		{"error_file", "script: x\nerror_file: ./e.log", func(a *App, dir string) string { return eq(a.ErrorFile, filepath.Join(dir, "e.log")) }},
+		{"error alias", "script: x\nerror: e.log", func(a *App, dir string) string { return eq(a.ErrorFile, filepath.Join(dir, "e.log")) }},
+		{"err alias", "script: x\nerr: e.log", func(a *App, dir string) string { return eq(a.ErrorFile, filepath.Join(dir, "e.log")) }},
+		{"err_file alias", "script: x\nerr_file: e.log", func(a *App, dir string) string { return eq(a.ErrorFile, filepath.Join(dir, "e.log")) }},
+		{"err_log alias", "script: x\nerr_log: e.log", func(a *App, dir string) string { return eq(a.ErrorFile, filepath.Join(dir, "e.log")) }},
+		{"log_file", "script: x\nlog_file: all.log", func(a *App, dir string) string { return eq(a.LogFile, filepath.Join(dir, "all.log")) }},
+		{"log alias", "script: x\nlog: all.log", func(a *App, dir string) string { return eq(a.LogFile, filepath.Join(dir, "all.log")) }},
+		{"out and error to one file (PM2 allows it)", "script: x\nout_file: a.log\nerror_file: a.log", func(a *App, dir string) string {
+			return eq(a.OutFile, filepath.Join(dir, "a.log")) + eq(a.ErrorFile, filepath.Join(dir, "a.log"))
+		}},
+		{"/dev/null and NULL mean no file", "script: x\nout_file: /dev/null\nerror_file: NULL\nlog_file: false", func(a *App, _ string) string {
+			return eq(a.OutFile, "") + eq(a.ErrorFile, "") + eq(a.LogFile, "")
+		}},
+		{"log_file true is warned and ignored", "script: x\nlog_file: true", func(a *App, _ string) string { return eq(a.LogFile, "") }},
+		{"log_date_format", "script: x\nlog_date_format: YYYY-MM-DD HH:mm:ss Z", func(a *App, _ string) string {
+			return eq(a.LogDateFormat, "2006-01-02 15:04:05 -07:00")
+		}},
+		{"log_date_format ISO with T", "script: x\nlog_date_format: YYYY-MM-DDTHH:mm:ss.SSSZZ", func(a *App, _ string) string {
+			return eq(a.LogDateFormat, "2006-01-02T15:04:05.000-0700")
+		}},
+		{"log_max_size and log_max_files", "script: x\nlog_max_size: 1G\nlog_max_files: 0", func(a *App, _ string) string {
+			return eqv(a.LogMaxSize, int64(1<<30)) + eqv(a.LogMaxFiles, 0)
+		}},
+		{"log_max_size 0 never rotates", "script: x\nlog_max_size: 0\nlog_max_files: 30", func(a *App, _ string) string {
+			return eqv(a.LogMaxSize, int64(0)) + eqv(a.LogMaxFiles, 30)
+		}},
+		{"log_max_size bytes", "script: x\nlog_max_size: 2048", func(a *App, _ string) string { return eqv(a.LogMaxSize, int64(2048)) }},
+
+		// Proxy mode.
+		{"proxy defaults", "script: x\nbalance: proxy\nlisten: 8080", func(a *App, _ string) string {
+			return eqv(a.Balance, BalanceProxy) + eqv(a.Ready, Ready{Kind: ReadyListen}) + eqv(a.Proxy, &Proxy{
+				Protocol: "http", To: "tcp", Strategy: "least", MaxConns: 10000,
+				ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 90 * time.Second,
+				MaxHeaderBytes: 64 << 10,
+			})
+		}},
+		{"proxy everything", `script: x
+balance: proxy
+listen: ["127.0.0.1:8080", "unix:/tmp/p.sock"]
+protocol: http
+proxy_to: unix
+sticky: ip
+health_check: {path: "/healthz?deep=1", interval: 10s, timeout: 500}
+ready: http:/ready
+proxy:
+  strategy: round_robin
+  max_conns: 50
+  read_timeout: 5s
+  write_timeout: 0
+  idle_timeout: 2m
+  max_header_size: 1M`, func(a *App, _ string) string {
+			return eqv(a.Ready, Ready{Kind: ReadyHTTP, Path: "/ready"}) + eqv(a.Proxy, &Proxy{
+				Protocol: "http", To: "unix", Strategy: "round_robin", Sticky: true, MaxConns: 50,
+				ReadTimeout: 5 * time.Second, WriteTimeout: 0, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20,
+				HealthPath: "/healthz?deep=1", HealthInterval: 10 * time.Second, HealthTimeout: 500 * time.Millisecond,
+			})
+		}},
+		{"proxy tcp", "script: x\nbalance: proxy\nlisten: 5432\nprotocol: tcp\nsticky: none\nhealth_check: false", func(a *App, _ string) string {
+			return eq(a.Proxy.Protocol, "tcp") + eqv(a.Proxy.Sticky, false) + eq(a.Proxy.HealthPath, "") + eqv(a.Ready, Ready{Kind: ReadyListen})
+		}},
+		{"proxy health_check path only", "script: x\nbalance: proxy\nlisten: 80\nhealth_check: /healthz", func(a *App, _ string) string {
+			return eq(a.Proxy.HealthPath, "/healthz") + eqv(a.Proxy.HealthInterval, 5*time.Second) + eqv(a.Proxy.HealthTimeout, 2*time.Second)
+		}},
+		{"proxy sticky false", "script: x\nbalance: proxy\nlisten: 80\nsticky: false", func(a *App, _ string) string {
+			return eqv(a.Proxy.Sticky, false)
+		}},
+		{"proxy null sub-keys are not given", "script: x\nbalance: proxy\nlisten: 80\nproxy: {strategy: ~, max_conns: null}", func(a *App, _ string) string {
+			return eq(a.Proxy.Strategy, "least") + eqv(a.Proxy.MaxConns, 10000)
+		}},
+		{"proxy ready notify stays allowed", "script: x\nbalance: proxy\nlisten: 80\nready: notify", func(a *App, _ string) string {
+			return eqv(a.Ready, Ready{Kind: ReadyNotify})
+		}},
+		{"proxy ready delay stays allowed", "script: x\nbalance: proxy\nlisten: 80\nready: delay:200ms", func(a *App, _ string) string {
+			return eqv(a.Ready, Ready{Kind: ReadyDelay, Delay: 200 * time.Millisecond})
+		}},
+		{"proxy ready listen", "script: x\nbalance: proxy\nlisten: 80\nprotocol: tcp\nready: listen", func(a *App, _ string) string {
+			return eqv(a.Ready, Ready{Kind: ReadyListen})
+		}},
+		{"proxy wait_ready keeps message readiness", "script: app.js\nbalance: proxy\nlisten: 80\nwait_ready: true", func(a *App, _ string) string {
+			return eqv(a.Ready, Ready{Kind: ReadyIPC})
 		}},
 	}
 	for _, tt := range tests {
@@ -548,7 +645,80 @@ func TestErrors(t *testing.T) {
 		{"listen duplicate across apps", "", "apps:\n  - name: a\n    script: x\n    listen: 127.0.0.1:80\n  - name: b\n    script: y\n    listen: ['127.0.0.1:80']\n", 7, []string{`app "b": listen: "127.0.0.1:80" clashes with "127.0.0.1:80" in app "a" (line 4)`}},
 		{"listen duplicate unix", "", "apps:\n  - name: a\n    script: x\n    listen: unix:/tmp/s.sock\n  - name: b\n    script: y\n    listen: unix:/tmp/../tmp/s.sock\n", 7, []string{"clashes"}},
 		{"balance unknown", "", "apps:\n  - script: x\n    balance: roundrobin\n", 3, []string{`balance: must be "shared", "reuseport" or "proxy"`}},
-		{"balance proxy", "", "apps:\n  - script: x\n    balance: proxy\n", 3, []string{"balance: proxy is not yet supported in this version"}},
+		{"balance proxy without listen", "", "apps:\n  - script: x\n    balance: proxy\n", 3, []string{"balance: proxy needs a listen address", "add listen:"}},
+		{"balance proxy with empty listen", "", "apps:\n  - script: x\n    listen: []\n    balance: proxy\n", 4, []string{"balance: proxy needs a listen address"}},
+		{"balance proxy with fork", "", "apps:\n  - script: x\n    exec_mode: fork\n    balance: proxy\n", 4, []string{"balance: proxy works only with exec_mode: cluster", "remove exec_mode: fork"}},
+		{"protocol without proxy", "", "apps:\n  - name: web\n    script: x\n    listen: 80\n    protocol: tcp\n", 5, []string{`app.yaml:5:5: app "web": protocol: works only with balance: proxy; add balance: proxy, or remove protocol`}},
+		{"proxy_to without proxy", "", "apps:\n  - script: x\n    balance: reuseport\n    proxy_to: unix\n", 4, []string{"proxy_to: works only with balance: proxy"}},
+		{"sticky without proxy", "", "apps:\n  - script: x\n    sticky: ip\n", 3, []string{"sticky: works only with balance: proxy"}},
+		{"health_check without proxy", "", "apps:\n  - script: x\n    health_check: /healthz\n", 3, []string{"health_check: works only with balance: proxy"}},
+		{"proxy mapping without proxy", "", "apps:\n  - script: x\n    proxy: {strategy: least}\n", 3, []string{"proxy: works only with balance: proxy"}},
+		{"protocol unknown", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    protocol: https\n", 5, []string{`protocol: must be "http" or "tcp" (got "https"); did you mean "http"?`}},
+		{"protocol wrong type", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    protocol: [http]\n", 5, []string{`protocol: must be "http" or "tcp" (got a list)`}},
+		{"proxy_to unknown", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy_to: unx\n", 5, []string{`proxy_to: must be "tcp" or "unix" (got "unx"); did you mean "unix"?`}},
+		{"proxy not a mapping", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy: least\n", 5, []string{"proxy: must be a mapping of strategy, max_conns"}},
+		{"proxy unknown sub-key", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      max_con: 5\n", 6, []string{"proxy.max_con: unknown key in proxy", `did you mean "max_conns"?`}},
+		{"proxy app key inside", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy: {protocol: tcp}\n", 5, []string{"proxy.protocol: unknown key in proxy", "protocol is an app key: write it beside balance: proxy"}},
+		{"proxy strategy unknown", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      strategy: roundrobin\n", 6, []string{`proxy.strategy: must be "least" or "round_robin" (got "roundrobin"); did you mean "round_robin"?`}},
+		{"proxy max_conns zero", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy: {max_conns: 0}\n", 5, []string{"proxy.max_conns: must be from 1 to 1000000 (got 0)"}},
+		{"proxy max_conns word", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy: {max_conns: lots}\n", 5, []string{`proxy.max_conns: must be a whole number (got "lots")`}},
+		{"proxy timeout negative", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      idle_timeout: -1s\n", 6, []string{"proxy.idle_timeout: must not be negative"}},
+		{"proxy read_timeout bad", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      read_timeout: soon\n", 6, []string{"proxy.read_timeout: must be milliseconds"}},
+		{"proxy max_header_size small", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      max_header_size: 100\n", 6, []string{"proxy.max_header_size: must be from 1K to 64M (got 100)"}},
+		{"proxy max_header_size bad", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    proxy:\n      max_header_size: big\n", 6, []string{"proxy.max_header_size: must be bytes"}},
+		{"sticky true", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    sticky: true\n", 5, []string{`sticky: must be "ip"`, "write sticky: ip"}},
+		{"sticky unknown", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    sticky: cookie\n", 5, []string{`sticky: must be "ip"`, `(got "cookie")`}},
+		{"sticky with tcp", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    protocol: tcp\n    sticky: ip\n", 6, []string{"sticky: needs protocol: http (this app's protocol is tcp)"}},
+		{"health_check with tcp", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    protocol: tcp\n    health_check: /h\n", 6, []string{"health_check: needs protocol: http"}},
+		{"health_check no slash", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check: healthz\n", 5, []string{`health_check: must be a URL path starting with "/" (got "healthz")`}},
+		{"health_check true", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check: true\n", 5, []string{"health_check: must be a string (got true)"}},
+		{"health_check missing path", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check: {interval: 1s}\n", 5, []string{"health_check: missing path"}},
+		{"health_check bad path in mapping", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check:\n      path: /a b\n", 6, []string{"health_check.path: must not contain blanks"}},
+		{"health_check unknown sub-key", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check:\n      path: /h\n      intervall: 1s\n", 7, []string{"health_check.intervall: unknown key in health_check", `did you mean "interval"?`}},
+		{"health_check zero interval", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check:\n      path: /h\n      interval: 0\n", 7, []string{"health_check.interval: must be more than 0"}},
+		{"health_check timeout past interval", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check:\n      path: /h\n      interval: 1s\n      timeout: 3s\n", 8, []string{"health_check.timeout: 3s is longer than the interval 1s"}},
+		{"health_check interval below default timeout", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    health_check:\n      path: /h\n      interval: 1s\n", 7, []string{"health_check.interval: 1s is shorter than the timeout of one check (2s by default)"}},
+		{"ready http with tcp", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    protocol: tcp\n    ready: http:/up\n", 6, []string{"ready: http needs protocol: http"}},
+		{"ready http bad path", "", "apps:\n  - script: x\n    listen: 80\n    balance: proxy\n    ready: \"http:/a b\"\n", 5, []string{"ready: http: the path must not contain blanks"}},
+		{"out_file empty", "", "apps:\n  - script: x\n    out_file: ''\n", 3, []string{`out_file: must not be empty; leave it out, or write "/dev/null", for no file`}},
+		{"out_file list", "", "apps:\n  - script: x\n    out_file: [a]\n", 3, []string{`out_file: must be a file path, or "/dev/null" or "NULL" for no file (got a list)`}},
+		{"out_file true", "", "apps:\n  - script: x\n    out_file: true\n", 3, []string{`out_file: must be a file path`}},
+		{"out_file directory", "", "apps:\n  - script: x\n    out_file: logs/\n", 3, []string{`out_file: names a directory (got "logs/"); give a file name, such as logs/out.log`}},
+		{"error alias bad", "", "apps:\n  - script: x\n    err: {a: b}\n", 3, []string{`err: must be a file path`}},
+		{"out_file and alias both", "", "apps:\n  - script: x\n    out_file: a.log\n    output: b.log\n", 4, []string{"output: means the same as out_file (line 3); keep one"}},
+		{"error_file and alias both", "", "apps:\n  - script: x\n    err_log: a.log\n    error_file: b.log\n", 4, []string{"means the same as"}},
+		{"log and log_file both", "", "apps:\n  - script: x\n    log_file: a.log\n    log: b.log\n", 4, []string{"log: means the same as log_file (line 3)"}},
+		{"log_file same as out_file", "", "apps:\n  - script: x\n    out_file: a.log\n    log_file: ./a.log\n", 4, []string{"log_file: is the same file as out_file (line 3), so every line would be written to it twice"}},
+		{"log_date_format empty", "", "apps:\n  - script: x\n    log_date_format: ''\n", 3, []string{"log_date_format: must not be empty"}},
+		{"log_date_format unknown token", "", "apps:\n  - script: x\n    log_date_format: YYYY-Q\n", 3, []string{`log_date_format: has the token "Q", which launch does not support`}},
+		{"log_date_format ordinal", "", "apps:\n  - script: x\n    log_date_format: Do MMM\n", 3, []string{`has the token "Do"`}},
+		{"log_date_format unsafe literal", "", "apps:\n  - script: x\n    log_date_format: \"[Jan] YYYY\"\n", 3, []string{`has the text "Jan", which Go's time layouts would read`}},
+		{"log_date_format unclosed bracket", "", "apps:\n  - script: x\n    log_date_format: \"[at HH\"\n", 3, []string{`has a "[" that is never closed`}},
+		{"log_date_format number", "", "apps:\n  - script: x\n    log_date_format: true\n", 3, []string{"log_date_format: must be a string (got true)"}},
+		{"log_max_size bad", "", "apps:\n  - script: x\n    log_max_size: huge\n", 3, []string{`log_max_size: must be bytes (536870912) or a size with a unit`}},
+		{"log_max_size tiny", "", "apps:\n  - script: x\n    log_max_size: 10\n", 3, []string{"log_max_size: must be 0 (never rotate) or at least 1K (got 10)"}},
+		{"log_max_size negative", "", "apps:\n  - script: x\n    log_max_size: -1\n", 3, []string{"log_max_size: must not be negative"}},
+		{"log_max_files negative", "", "apps:\n  - script: x\n    log_max_files: -1\n", 3, []string{"log_max_files: must be from 0 to 10000 rotated files kept (got -1)"}},
+		{"log_max_files word", "", "apps:\n  - script: x\n    log_max_files: few\n", 3, []string{`log_max_files: must be a whole number (got "few")`}},
+		{"metrics in an app", "", "apps:\n  - script: x\n    metrics: 127.0.0.1:9464\n", 3, []string{"metrics: is a top-level key, not an app key; move it out of the app"}},
+		{"metrics in a lone app", "", "script: x\nmetrics: 127.0.0.1:9464\n", 2, []string{"metrics: is a top-level key", "list the app under apps: and write metrics at the top of the file"}},
+		{"metrics no port", "", "metrics: localhost\napps:\n  - script: x\n", 1, []string{`app.yaml:1:1: metrics: must be an address "host:port" such as "127.0.0.1:9464", or "" or false for off (got "localhost")`}},
+		{"metrics port only", "", "metrics: 9464\napps:\n  - script: x\n", 1, []string{`metrics: must be an address`, `(got 9464); write host and port, such as metrics: "127.0.0.1:9464"`}},
+		{"metrics named port", "", "metrics: 'localhost:http'\napps:\n  - script: x\n", 1, []string{"metrics: the port must be a number from 0 to 65535"}},
+		{"metrics port range", "", "metrics: ':70000'\napps:\n  - script: x\n", 1, []string{"metrics: the port must be a number"}},
+		{"metrics scheme", "", "metrics: http://127.0.0.1:9464\napps:\n  - script: x\n", 1, []string{"without a scheme"}},
+		{"metrics ipv6 without brackets", "", "metrics: '::1:9464'\napps:\n  - script: x\n", 1, []string{"brackets"}},
+		{"metrics bad host", "", "metrics: '*:9464'\napps:\n  - script: x\n", 1, []string{"host must be an IP address or a host name", `write ":9464"`}},
+		{"metrics unix", "", "metrics: unix:/tmp/m.sock\napps:\n  - script: x\n", 1, []string{"unix sockets are not supported for metrics"}},
+		{"metrics true", "", "metrics: true\napps:\n  - script: x\n", 1, []string{"metrics: must be an address", "(got true)"}},
+		{"metrics clashes with listen", "", "metrics: ':8080'\napps:\n  - name: web\n    script: x\n    listen: 127.0.0.1:8080\n", 1, []string{`metrics: ":8080" clashes with "127.0.0.1:8080" in app "web" (line 5)`}},
+		{"shutdown_delay bad", "", "shutdown_delay: later\napps:\n  - script: x\n", 1, []string{`shutdown_delay: must be milliseconds (1500) or a duration with a unit ("1.5s", "200ms", "2m") (got "later")`}},
+		{"shutdown_delay negative", "", "apps:\n  - script: x\nshutdown_delay: -5\n", 3, []string{"shutdown_delay: must not be negative"}},
+		{"sample_interval too short", "", "sample_interval: 50ms\napps:\n  - script: x\n", 1, []string{`sample_interval: must be at least 100ms (got "50ms")`}},
+		{"sample_interval zero", "", "sample_interval: 0\napps:\n  - script: x\n", 1, []string{`sample_interval: must be at least 100ms (got 0)`}},
+		{"top-level key typo", "", "metric: ':9464'\napps:\n  - script: x\n", 1, []string{"metric: unknown top-level key; the top level may hold apps, metrics", `did you mean "metrics"?`}},
+		{"top-level key typo sample", "", "sample_intervall: 1s\napps:\n  - script: x\n", 1, []string{`did you mean "sample_interval"?`}},
+		{"json metrics bad", "app.json", "{\"apps\": [{\"script\": \"x\"}],\n \"metrics\": \"nope\"}", 2, []string{"app.json:2:2: metrics: must be an address"}},
 		{"unix with reuseport", "", "apps:\n  - script: x\n    listen: unix:/tmp/a.sock\n    balance: reuseport\n", 4, []string{"reuseport does not work with unix sockets"}},
 		{"ready unknown", "", "apps:\n  - script: x\n    ready: notfy\n", 3, []string{"ready: must be notify, ipc, delay", `did you mean "notify"?`}},
 		{"ready listen without proxy", "", "apps:\n  - script: x\n    ready: listen\n", 3, []string{"ready: listen works only with balance: proxy"}},
@@ -649,7 +819,7 @@ func TestWarnings(t *testing.T) {
     watch: true
     merge_logs: true
     out_file: /tmp/out.log
-    health_check: /healthz
+    log_file: true
     max_memory_restart: 1G
     balance: reuseport
     listen: 80
@@ -663,9 +833,7 @@ deploy:
 	want := []string{
 		`app.yaml:4: app "web": watch is a PM2 key launch does not implement; ignored`,
 		`app.yaml:5: app "web": merge_logs is a PM2 key launch does not implement; ignored`,
-		`app.yaml:6: app "web": out_file is not yet supported; ignored`,
-		`app.yaml:7: app "web": health_check is not yet supported; ignored`,
-		`app.yaml:8: app "web": max_memory_restart is checked but not yet enforced`,
+		`app.yaml:7: app "web": log_file: true asks for PM2's default log path, which launch does not have; no combined log is written (give a path to have one)`,
 		`app.yaml:14: deploy is not supported; ignored`,
 	}
 	var got []string
@@ -715,11 +883,13 @@ func TestPM2Ecosystem(t *testing.T) {
 	if msg := eq(a.Command, "node") + eqs(a.Args, []string{"--max-old-space-size=256", filepath.Join(dir, "dist/server.js")}) +
 		eqv(a.Instances, 0) + eqv(a.Env, map[string]string{"NODE_ENV": "production", "PORT": "3000"}) +
 		eqv(a.Ready, Ready{Kind: ReadyIPC}) + eqv(a.MinUptime, 10*time.Second) + eqv(a.MaxRestarts, 10) +
-		eqv(a.MaxMemoryRestart, int64(300<<20)); msg != "" {
+		eqv(a.MaxMemoryRestart, int64(300<<20)) +
+		eq(a.OutFile, filepath.Join(dir, "logs/out.log")) + eq(a.ErrorFile, filepath.Join(dir, "logs/err.log")) +
+		eq(a.LogDateFormat, "2006-01-02 15:04 -07:00"); msg != "" {
 		t.Errorf("pm2 ecosystem: %s", msg)
 	}
-	if len(f.Warnings) != 10 {
-		t.Errorf("pm2 ecosystem: %d warnings, want 10:\n%s", len(f.Warnings), strings.Join(f.Warnings, "\n"))
+	if len(f.Warnings) != 6 {
+		t.Errorf("pm2 ecosystem: %d warnings, want 6:\n%s", len(f.Warnings), strings.Join(f.Warnings, "\n"))
 	}
 }
 

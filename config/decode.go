@@ -30,10 +30,16 @@ type decoder struct {
 	// budget counts down the pairs and items walked (see nodeBudget).
 	budget     int
 	overBudget bool
+	// top holds the top-level settings read so far (File's Metrics,
+	// ShutdownDelay and SampleInterval), defaults applied.
+	top File
+	// metricsKey is where metrics was written, for the clash check.
+	metricsKey *yaml.Node
 }
 
 func newDecoder(file, dir string, opts Options) *decoder {
-	return &decoder{file: file, dir: dir, opts: opts, warned: map[string]bool{}, budget: nodeBudget}
+	return &decoder{file: file, dir: dir, opts: opts, warned: map[string]bool{}, budget: nodeBudget,
+		top: File{SampleInterval: defaultSampleInterval}}
 }
 
 // problem records an error at n (nil when there is no position). Past
@@ -142,7 +148,9 @@ func (d *decoder) walk(root *yaml.Node) []*App {
 		if !hasKey(pairs, "apps") && looksLikeApp(pairs) {
 			return d.apps([]*yaml.Node{root}, pairs)
 		}
-		return d.topLevel(pairs)
+		apps := d.topLevel(pairs)
+		d.checkMetrics(apps)
+		return apps
 	default:
 		d.problem(root, "", "", "the file must be a mapping with an apps: list, a list of apps, or one app (got "+describe(root)+")", "")
 		return nil
@@ -184,6 +192,8 @@ func (d *decoder) topLevel(pairs []pair) []*App {
 			apps = &pairs[i]
 		case "deploy":
 			d.warn(p.key, "", "deploy", "deploy is not supported; ignored")
+		case "metrics", "shutdown_delay", "sample_interval":
+			d.topKey(p)
 		default:
 			if strings.HasPrefix(p.name, extensionPrefix) {
 				continue // a place for anchors, as in docker compose files
@@ -192,7 +202,7 @@ func (d *decoder) topLevel(pairs []pair) []*App {
 				d.problem(p.key, "", p.name, "is an app key, not a top-level key", "move it into an entry of the apps: list")
 				continue
 			}
-			d.problem(p.key, "", showKey(p.name), "unknown top-level key; the top level may hold apps, deploy and x-* keys (for anchors)", didYouMean(p.name, topKeyNames))
+			d.problem(p.key, "", showKey(p.name), "unknown top-level key; the top level may hold apps, metrics, shutdown_delay, sample_interval, deploy and x-* keys (for anchors)", didYouMean(p.name, topKeyNames))
 		}
 	}
 	if apps == nil {
@@ -241,7 +251,7 @@ func (d *decoder) apps(entries []*yaml.Node, pairs ...[]pair) []*App {
 				continue
 			}
 		}
-		a := d.app(e, ps, scope)
+		a := d.app(e, ps, scope, len(pairs) > 0)
 		apps = append(apps, a.app)
 		decs = append(decs, a)
 	}

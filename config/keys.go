@@ -33,8 +33,8 @@ type keyInfo struct {
 // appKeys is every key an app entry may have. Keys named env_<NAME> (PM2's
 // per-environment env sections) are accepted besides these.
 //
-// Implemented keys keep PM2's names and meanings; listen, balance, ready
-// and stop_signal are ours.
+// Implemented keys keep PM2's names and meanings; listen, balance, ready,
+// stop_signal, log_max_size, log_max_files and the proxy keys are ours.
 var appKeys = map[string]keyInfo{
 	// Implemented (PM2).
 	"name":                      {kind: implemented},
@@ -54,41 +54,40 @@ var appKeys = map[string]keyInfo{
 	"exp_backoff_restart_delay": {kind: implemented},
 	"kill_timeout":              {kind: implemented},
 	"listen_timeout":            {kind: implemented},
-	"max_memory_restart":        {kind: implemented}, // parsed and validated; warned as not yet enforced
+	"max_memory_restart":        {kind: implemented},
 	"wait_ready":                {kind: implemented},
 	"uid":                       {kind: implemented},
 	"gid":                       {kind: implemented},
+	"out_file":                  {kind: implemented},
+	"error_file":                {kind: implemented},
+	"log_file":                  {kind: implemented},
+	"log_date_format":           {kind: implemented},
 	// Implemented (ours).
-	"listen":      {kind: implemented},
-	"balance":     {kind: implemented},
-	"ready":       {kind: implemented},
-	"stop_signal": {kind: implemented},
+	"listen":        {kind: implemented},
+	"balance":       {kind: implemented},
+	"ready":         {kind: implemented},
+	"stop_signal":   {kind: implemented},
+	"log_max_size":  {kind: implemented},
+	"log_max_files": {kind: implemented},
+	// Implemented (ours): proxy mode, each only with balance: proxy.
+	"protocol":     {kind: implemented},
+	"proxy_to":     {kind: implemented},
+	"sticky":       {kind: implemented},
+	"health_check": {kind: implemented},
+	"proxy":        {kind: implemented},
 
 	// PM2 aliases of implemented keys.
 	"exec_interpreter": {kind: alias, canonical: "interpreter"},
 	"node_args":        {kind: alias, canonical: "interpreter_args"},
 	"user":             {kind: alias, canonical: "uid"},
-
-	// Later: PM2 log keys (a later issue of ours), with PM2's aliases.
-	"out_file":        {kind: later},
-	"out":             {kind: later},
-	"output":          {kind: later},
-	"out_log":         {kind: later},
-	"error_file":      {kind: later},
-	"error":           {kind: later},
-	"err":             {kind: later},
-	"err_file":        {kind: later},
-	"err_log":         {kind: later},
-	"log_file":        {kind: later},
-	"log":             {kind: later},
-	"log_date_format": {kind: later},
-	// Later: ours.
-	"proxy_to":       {kind: later},
-	"protocol":       {kind: later},
-	"sticky":         {kind: later},
-	"health_check":   {kind: later},
-	"metrics":        {kind: later},
-	"shutdown_delay": {kind: later},
+	"out":              {kind: alias, canonical: "out_file"},
+	"output":           {kind: alias, canonical: "out_file"},
+	"out_log":          {kind: alias, canonical: "out_file"},
+	"error":            {kind: alias, canonical: "error_file"},
+	"err":              {kind: alias, canonical: "error_file"},
+	"err_file":         {kind: alias, canonical: "error_file"},
+	"err_log":          {kind: alias, canonical: "error_file"},
+	"log":              {kind: alias, canonical: "log_file"},
 
 	// PM2 keys launch does not implement.
 	"watch":                      {kind: pm2Ignored},
@@ -135,10 +134,15 @@ var appKeys = map[string]keyInfo{
 	"port":                       {kind: pm2Ignored, note: "launch sets PORT from the first listen address"},
 }
 
-// topKeys are the keys of the file's top-level mapping.
+// topKeys are the keys of the file's top-level mapping (besides x-*
+// keys, which are ignored). apps is PM2's; metrics, shutdown_delay and
+// sample_interval are ours and set File's fields of the same names.
 var topKeys = map[string]keyInfo{
-	"apps":   {kind: implemented},
-	"deploy": {kind: pm2Ignored},
+	"apps":            {kind: implemented},
+	"metrics":         {kind: implemented},
+	"shutdown_delay":  {kind: implemented},
+	"sample_interval": {kind: implemented},
+	"deploy":          {kind: pm2Ignored},
 }
 
 // appKeyNames and topKeyNames are the keys of appKeys and topKeys, sorted,
@@ -150,6 +154,12 @@ var (
 
 // listenKeys are the keys of a listen entry written as a mapping.
 var listenKeys = []string{"address", "name", "mode"}
+
+// proxyKeys are the keys of an app's proxy: mapping.
+var proxyKeys = []string{"strategy", "max_conns", "read_timeout", "write_timeout", "idle_timeout", "max_header_size"}
+
+// healthCheckKeys are the keys of an app's health_check: mapping.
+var healthCheckKeys = []string{"path", "interval", "timeout"}
 
 // envSectionPrefix starts PM2's per-environment env sections (env_production).
 const envSectionPrefix = "env_"

@@ -235,7 +235,8 @@ func (a *appDecoder) unixAddress(path string) (Listen, string, error) {
 }
 
 // balance reads balance: shared (the default), reuseport or proxy.
-// reuseport needs TCP addresses; proxy is refused (not yet supported).
+// reuseport needs TCP addresses; proxy needs a listen address and
+// exec_mode: cluster.
 func (a *appDecoder) balance() {
 	p, ok := a.keys["balance"]
 	if !ok {
@@ -260,14 +261,23 @@ func (a *appDecoder) balance() {
 		a.app.Balance = b
 	case BalanceProxy:
 		a.balanceWritten = b
-		a.fail(p.key, "balance", "proxy is not yet supported in this version", "use balance: shared")
+		if a.app.ExecMode == ExecFork {
+			a.fail(p.key, "balance", "proxy works only with exec_mode: cluster (fork mode runs one process on its own)", "remove exec_mode: fork")
+			return
+		}
+		if l, given := a.keys["listen"]; !given || (len(a.app.Listen) == 0 && isEmptyList(l.val)) {
+			a.fail(p.key, "balance", "proxy needs a listen address: the master accepts there and forwards to the workers", "add listen:, such as listen: 8080")
+			return
+		}
+		a.app.Balance = b
 	default:
 		a.fail(p.key, "balance", `must be "shared", "reuseport" or "proxy" (got `+quote(s)+")", didYouMean(s, []string{"shared", "reuseport", "proxy"}))
 	}
 }
 
 // ready reads ready, or picks the default: with wait_ready, ipc for a node
-// app and notify otherwise; without, a delay of min(1s, min_uptime), and
+// app and notify otherwise; without, in proxy mode, listen (the worker's
+// private port accepts); else a delay of min(1s, min_uptime), and
 // never more than half of listen_timeout (so a short listen_timeout alone
 // is not an error about a delay the user never wrote).
 func (a *appDecoder) ready() {
@@ -278,6 +288,8 @@ func (a *appDecoder) ready() {
 	}
 	p, ok := a.keys["ready"]
 	switch {
+	case !ok && !app.WaitReady && a.balanceWritten == BalanceProxy:
+		app.Ready = Ready{Kind: ReadyListen}
 	case !ok && app.WaitReady && a.isNode():
 		app.Ready = Ready{Kind: ReadyIPC}
 	case !ok && app.WaitReady:
@@ -338,9 +350,18 @@ func (a *appDecoder) readyValue(p pair, defaultDelay time.Duration) {
 			a.fail(p.key, "ready", "http needs a path: http:/healthz (got "+quote(s)+")", "")
 			return
 		}
-		if needsProxy("ready: http") {
-			a.app.Ready = Ready{Kind: ReadyHTTP, Path: path}
+		if err := checkHTTPPath(path); err != nil {
+			a.fail(p.key, "ready", "http: the path "+err.Error()+" (got "+quote(s)+")", "")
+			return
 		}
+		if !needsProxy("ready: http") {
+			return
+		}
+		if a.protocol == ProtocolTCP {
+			a.fail(p.key, "ready", "http needs protocol: http (this app's protocol is tcp)", "use ready: listen, notify, ipc or delay")
+			return
+		}
+		a.app.Ready = Ready{Kind: ReadyHTTP, Path: path}
 	default:
 		a.fail(p.key, "ready", `must be notify, ipc, delay, delay:<duration>, listen or http:/path (got `+quote(s)+")",
 			didYouMean(s, []string{"notify", "ipc", "delay", "listen"}))

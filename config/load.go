@@ -83,7 +83,9 @@ func Parse(path string, data []byte, opts Options) (*File, error) {
 	if err := d.errors(); err != nil {
 		return nil, err
 	}
-	return &File{Path: path, Apps: apps, Warnings: d.warnings()}, nil
+	f := d.top
+	f.Path, f.Apps, f.Warnings = path, apps, d.warnings()
+	return &f, nil
 }
 
 // fileDir returns the absolute directory of path: the current directory

@@ -205,6 +205,12 @@ func scalar(n *yaml.Node) (text, tag string, ok bool) {
 	return n.Value, tag, true
 }
 
+// isEmptyList reports whether n is a list with no items.
+func isEmptyList(n *yaml.Node) bool {
+	n = resolve(n)
+	return n != nil && n.Kind == yaml.SequenceNode && len(n.Content) == 0
+}
+
 // isNull reports whether n is absent or null.
 func isNull(n *yaml.Node) bool {
 	n = resolve(n)
