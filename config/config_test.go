@@ -1002,6 +1002,18 @@ setInterval(() => {}, 1000); // a module that would never exit
 				eqv(a.Instances, 2) + eqv(a.Env, map[string]string{"FROM_ENV": "from-test", "N": "1"}) +
 				eqv(len(f.Warnings), 1)
 		}, ""},
+		{"top-level settings beside apps", "ecosystem.config.js", `
+module.exports = {
+  apps: [{ name: "web", script: "./web.js", listen: 8080, balance: "proxy", error_file: "./logs/web.err" }],
+  metrics: "127.0.0.1:9464",
+  shutdown_delay: 2000,
+  sample_interval: "500ms",
+};
+`, func(f *File, dir string) string {
+			a := f.Apps[0]
+			return eq(f.Metrics, "127.0.0.1:9464") + eqv(f.ShutdownDelay, 2*time.Second) + eqv(f.SampleInterval, 500*time.Millisecond) +
+				eqv(a.Balance, BalanceProxy) + eq(a.ErrorFile, filepath.Join(dir, "logs/web.err")) + eqv(len(f.Warnings), 0)
+		}, ""},
 		{"cjs list with require", "apps.cjs", `
 const path = require("path");
 module.exports = [{ script: path.join(__dirname, "w.py") }];
