@@ -1002,6 +1002,18 @@ setInterval(() => {}, 1000); // a module that would never exit
 				eqv(a.Instances, 2) + eqv(a.Env, map[string]string{"FROM_ENV": "from-test", "N": "1"}) +
 				eqv(len(f.Warnings), 1)
 		}, ""},
+		{"top-level settings beside apps", "ecosystem.config.js", `
+module.exports = {
+  apps: [{ name: "web", script: "./web.js", listen: 8080, balance: "proxy", error_file: "./logs/web.err" }],
+  metrics: "127.0.0.1:9464",
+  shutdown_delay: 2000,
+  sample_interval: "500ms",
+};
+`, func(f *File, dir string) string {
+			a := f.Apps[0]
+			return eq(f.Metrics, "127.0.0.1:9464") + eqv(f.ShutdownDelay, 2*time.Second) + eqv(f.SampleInterval, 500*time.Millisecond) +
+				eqv(a.Balance, BalanceProxy) + eq(a.ErrorFile, filepath.Join(dir, "logs/web.err")) + eqv(len(f.Warnings), 0)
+		}, ""},
 		{"cjs list with require", "apps.cjs", `
 const path = require("path");
 module.exports = [{ script: path.join(__dirname, "w.py") }];
@@ -1225,6 +1237,8 @@ func TestDidYouMean(t *testing.T) {
 		{"instanses", "instances"}, {"Instances", "instances"}, {"exec-mode", "exec_mode"}, {"execMode", "exec_mode"},
 		{"scirpt", "script"}, {"nmae", "name"}, {"enviroment", ""}, {"listn", "listen"}, {"stopsignal", "stop_signal"},
 		{"max_memory_restrat", "max_memory_restart"}, {"zzz", ""}, {"", ""},
+		{"out_fil", "out_file"}, {"errorfile", "error_file"}, {"logDateFormat", "log_date_format"}, {"healthcheck", "health_check"},
+		{"proxyto", "proxy_to"}, {"log_max_file", "log_max_files"},
 	}
 	for _, tt := range tests {
 		got := didYouMean(tt.in, keys)
@@ -1253,5 +1267,248 @@ func TestKeyTable(t *testing.T) {
 		if strings.HasPrefix(k, envSectionPrefix) {
 			t.Errorf("key table: %s collides with env sections", k)
 		}
+	}
+	for _, k := range proxyOnly {
+		if info, ok := appKeys[k]; !ok || info.kind != implemented {
+			t.Errorf("key table: proxy key %s is not an implemented app key", k)
+		}
+	}
+}
+
+func TestMomentToGo(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"YYYY-MM-DD HH:mm:ss Z", "2006-01-02 15:04:05 -07:00", ""},
+		{"YYYY-MM-DD HH:mm Z", "2006-01-02 15:04 -07:00", ""},
+		{"YYYY-MM-DDTHH:mm:ss", "2006-01-02T15:04:05", ""},
+		{"YY/M/D H:m:s", "06/1/2 15:4:5", ""}, // H pads: Go has no unpadded 24-hour
+		{"hh:mm A", "03:04 PM", ""},
+		{"h:mm a", "3:04 pm", ""},
+		{"HH:mm:ss.SSS", "15:04:05.000", ""},
+		{"HH:mm:ss,SS", "15:04:05,00", ""},
+		{"ss.S", "05.0", ""},
+		{"YYYYMMDD HHmmss ZZ", "20060102 150405 -0700", ""},
+		{"ddd, DD MMM YYYY", "Mon, 02 Jan 2006", ""},
+		{"dddd D MMMM", "Monday 2 January", ""},
+		{"[at] HH:mm", "at 15:04", ""},
+		{"[T]HH [x]", "T15 x", ""},
+		{"[]YYYY", "2006", ""},
+		{"HH:mm (UTCZ)", "15:04 (UTC-07:00)", ""},
+		{"", "", "must not be empty"},
+		{"  ", "", "must not be empty"},
+		{"YYYY-Q", "", `the token "Q"`},
+		{"YYYYY", "", `the token "YYYYY"`},
+		{"Do MMMM", "", `the token "Do"`},
+		{"X", "", `the token "X"`},
+		{"x", "", `the token "x"`},
+		{"HH:mm z", "", `the token "z"`},
+		{"dd", "", `the token "dd"`},
+		{"kk:mm", "", `the token "kk"`},
+		{"SSSS", "", `the token "SSSS"`},
+		{"ssSSS", "", `without a "." or ","`},
+		{"[Jan] YYYY", "", `the text "Jan"`},
+		{"YYYY [Monday]", "", `the text "Monday"`},
+		{"HH:mm 1", "", `the text " 1"`},
+		{"HH [PM]", "", `the text "PM"`},
+		{"[at HH", "", "never closed"},
+		{"YYYY_D", "", "tokens run together"},
+		{"ss.SSSYY", "", "tokens run together"},
+	}
+	for _, tt := range tests {
+		got, err := momentToGo(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("moment %q: got %q, %v; want error %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("moment %q: got %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	// What the layout prints, for one time: the format's meaning.
+	at := time.Date(2024, time.July, 4, 17, 5, 9, 42_000_000, time.FixedZone("", 2*3600))
+	layout, err := momentToGo("YYYY-MM-DD hh:mm:ss.SSS A Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := at.Format(layout), "2024-07-04 05:05:09.042 PM +02:00"; got != want {
+		t.Errorf("moment format: got %q, want %q", got, want)
+	}
+}
+
+func TestTopLevel(t *testing.T) {
+	tests := []struct {
+		name, file, src string
+		metrics         string
+		shutdown        time.Duration
+		sample          time.Duration
+	}{
+		{"yaml all", "app.yaml", "metrics: 127.0.0.1:9464\nshutdown_delay: 5s\nsample_interval: 250ms\napps:\n  - script: x\n", "127.0.0.1:9464", 5 * time.Second, 250 * time.Millisecond},
+		{"yaml ms and ipv6", "app.yaml", "metrics: '[::1]:09464'\nshutdown_delay: 1500\nsample_interval: 100\napps:\n  - script: x\n", "[::1]:9464", 1500 * time.Millisecond, 100 * time.Millisecond},
+		{"every address", "app.yaml", "metrics: ':9464'\napps:\n  - script: x\n", ":9464", 0, time.Second},
+		{"off: empty", "app.yaml", "metrics: ''\napps:\n  - script: x\n", "", 0, time.Second},
+		{"off: false", "app.yaml", "metrics: false\napps:\n  - script: x\n", "", 0, time.Second},
+		{"null is not given", "app.yaml", "metrics: ~\nshutdown_delay: ~\nsample_interval: ~\napps:\n  - script: x\n", "", 0, time.Second},
+		{"after apps, with anchors", "app.yaml", "x-d: &d {script: x}\napps:\n  - <<: *d\nsample_interval: 2s\nmetrics: localhost:9100\n", "localhost:9100", 0, 2 * time.Second},
+		{"port 0", "app.yaml", "metrics: 127.0.0.1:0\napps:\n  - script: x\n    listen: 127.0.0.1:0\n", "127.0.0.1:0", 0, time.Second},
+		{"other host same port", "app.yaml", "metrics: 127.0.0.1:8080\napps:\n  - script: x\n    listen: 127.0.0.2:8080\n", "127.0.0.1:8080", 0, time.Second},
+		{"top-level list has defaults", "app.yaml", "- script: x\n", "", 0, time.Second},
+		{"json", "app.json", `{"metrics": "0.0.0.0:9464", "shutdown_delay": 2000, "sample_interval": "1.5s", "apps": [{"script": "x"}]}`, "0.0.0.0:9464", 2 * time.Second, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		f, err := parseIn(t, t.TempDir(), tt.file, tt.src, Options{})
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if msg := eq(f.Metrics, tt.metrics) + eqv(f.ShutdownDelay, tt.shutdown) + eqv(f.SampleInterval, tt.sample); msg != "" {
+			t.Errorf("%s: %s", tt.name, msg)
+		}
+		if len(f.Warnings) != 0 {
+			t.Errorf("%s: warnings %q", tt.name, f.Warnings)
+		}
+	}
+
+	// An ecosystem.config.js exports {apps: [...]} with our keys beside
+	// apps; they pass through node's JSON like any other.
+	eval := func(string) ([]byte, error) {
+		return []byte(`{"apps": [{"script": "x", "out_file": "o.log"}], "metrics": "127.0.0.1:9464", "shutdown_delay": 3000}`), nil
+	}
+	dir := t.TempDir()
+	f, err := Parse(filepath.Join(dir, "ecosystem.config.js"), nil, Options{NodeEval: eval})
+	if err != nil {
+		t.Fatalf("ecosystem top level: %v", err)
+	}
+	if msg := eq(f.Metrics, "127.0.0.1:9464") + eqv(f.ShutdownDelay, 3*time.Second) + eqv(f.SampleInterval, time.Second) +
+		eq(f.Apps[0].OutFile, filepath.Join(dir, "o.log")); msg != "" {
+		t.Errorf("ecosystem top level: %s", msg)
+	}
+	bad := func(string) ([]byte, error) { return []byte(`{"apps": [{"script": "x"}], "sample_interval": 10}`), nil }
+	_, err = Parse(filepath.Join(dir, "ecosystem.config.js"), nil, Options{NodeEval: bad})
+	if err == nil || !strings.Contains(err.Error(), "ecosystem.config.js: sample_interval: must be at least 100ms (got 10)") {
+		t.Errorf("ecosystem top level error: got %v", err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	parse := func(src string) *App {
+		t.Helper()
+		f, err := Parse("/srv/app.yaml", []byte(src), Options{CPUs: 4})
+		if err != nil {
+			t.Fatalf("diff: %v\n%s", err, src)
+		}
+		return f.Apps[0]
+	}
+	base := "apps:\n  - name: web\n    script: app.js\n    args: [-v]\n    env: {A: '1'}\n    listen: 8080\n"
+	tests := []struct {
+		name, old, new string
+		want           []string
+	}{
+		{"same", base, base, nil},
+		{"moved in the file", base, "# moved\n\n" + base, nil},
+		{"env and script", base, strings.Replace(strings.Replace(base, "A: '1'", "A: '2'", 1), "app.js", "main.js", 1), []string{"script", "env"}},
+		{"args only", base, strings.Replace(base, "[-v]", "[-q]", 1), []string{"args"}},
+		{"script and args", base, strings.Replace(strings.Replace(base, "[-v]", "[-q]", 1), "app.js", "main.js", 1), []string{"script", "args"}},
+		{"interpreter_args", base, base + "    node_args: --inspect\n", []string{"args"}},
+		{"interpreter", base, base + "    interpreter: /opt/node\n", []string{"interpreter"}},
+		{"cwd moves the script", base, base + "    cwd: sub\n", []string{"cwd"}},
+		{"instances", base, base + "    instances: 1\n", []string{"instances"}},
+		{"wait_ready changes ready", base, base + "    wait_ready: true\n", []string{"wait_ready", "ready"}},
+		{"listen", base, strings.Replace(base, "8080", "8081", 1), []string{"listen"}},
+		{"env section", base, base + "    env_production: {A: '1'}\n", nil},
+		{"uid spelled otherwise", base + "    uid: root\n", base + "    uid: 0\n", nil},
+		{"uid and gid", base, base + "    uid: 0\n    gid: 0\n", []string{"uid", "gid"}},
+		{"logs", base, base + "    out: o.log\n    log_date_format: HH:mm\n    log_max_files: 1\n", []string{"out_file", "log_date_format", "log_max_files"}},
+		{"to proxy", base, base + "    balance: proxy\n", []string{"ready", "balance", "protocol", "proxy_to", "proxy.strategy", "proxy.max_conns",
+			"proxy.read_timeout", "proxy.write_timeout", "proxy.idle_timeout", "proxy.max_header_size"}},
+		{"proxy settings", base + "    balance: proxy\n", base + "    balance: proxy\n    sticky: ip\n    health_check: /h\n    proxy: {strategy: round_robin}\n",
+			[]string{"proxy.strategy", "sticky", "health_check"}},
+	}
+	for _, tt := range tests {
+		if got := Diff(parse(tt.old), parse(tt.new)); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("diff %s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if got := Diff(nil, nil); got != nil {
+		t.Errorf("diff nil: got %q", got)
+	}
+	if got := Diff(nil, parse(base)); len(got) == 0 || got[0] != "name" {
+		t.Errorf("diff from nil: got %q", got)
+	}
+}
+
+// TestDiffCoversEveryField changes each field of App and of Proxy in turn
+// and checks that Diff names a key, so a field added later cannot be
+// forgotten there.
+func TestDiffCoversEveryField(t *testing.T) {
+	base := func() *App {
+		return &App{Name: "web", Script: "s", Command: "c", Args: []string{"a"}, Env: map[string]string{"A": "1"},
+			Listen: []Listen{{Network: TCP, Address: ":80"}}, Credential: &syscall.Credential{Uid: 1, Gid: 1},
+			Proxy: &Proxy{Protocol: "http"}}
+	}
+	ignored := map[string]bool{"Line": true, "User": true}
+	typ := reflect.TypeOf(App{})
+	for i := 0; i < typ.NumField(); i++ {
+		field := typ.Field(i)
+		if ignored[field.Name] {
+			if got := Diff(base(), mutate(t, base(), field.Name)); got != nil {
+				t.Errorf("diff: %s is not compared, yet changing it gives %q", field.Name, got)
+			}
+			continue
+		}
+		if got := Diff(base(), mutate(t, base(), field.Name)); len(got) == 0 {
+			t.Errorf("diff: changing App.%s changes no key", field.Name)
+		}
+	}
+	ptyp := reflect.TypeOf(Proxy{})
+	for i := 0; i < ptyp.NumField(); i++ {
+		a, b := base(), base()
+		setDifferent(t, reflect.ValueOf(b.Proxy).Elem().Field(i), ptyp.Field(i).Name)
+		if got := Diff(a, b); len(got) == 0 {
+			t.Errorf("diff: changing Proxy.%s changes no key", ptyp.Field(i).Name)
+		}
+	}
+}
+
+// mutate changes the named field of a.
+func mutate(t *testing.T, a *App, name string) *App {
+	setDifferent(t, reflect.ValueOf(a).Elem().FieldByName(name), name)
+	return a
+}
+
+// setDifferent sets v to a value different from the one base() gives it.
+func setDifferent(t *testing.T, v reflect.Value, name string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(v.String() + "x")
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int64:
+		v.SetInt(v.Int() + 7)
+	case reflect.Slice:
+		switch v.Type().Elem().Kind() {
+		case reflect.String:
+			v.Set(reflect.ValueOf([]string{"other"}))
+		case reflect.Int:
+			v.Set(reflect.ValueOf([]int{3}))
+		default:
+			v.Set(reflect.ValueOf([]Listen{{Network: TCP, Address: ":81"}}))
+		}
+	case reflect.Map:
+		v.Set(reflect.ValueOf(map[string]string{"B": "2"}))
+	case reflect.Struct: // Ready
+		v.Set(reflect.ValueOf(Ready{Kind: ReadyNotify}))
+	case reflect.Pointer:
+		switch v.Type().Elem() {
+		case reflect.TypeOf(syscall.Credential{}):
+			v.Set(reflect.ValueOf(&syscall.Credential{Uid: 2, Gid: 1}))
+		default:
+			v.Set(reflect.Zero(v.Type()))
+		}
+	default:
+		t.Fatalf("diff: no way to change field %s of kind %s; extend setDifferent", name, v.Kind())
 	}
 }
