@@ -145,10 +145,10 @@ func notifyReady() {
 
 // Exit ends a TestMain that had to clean up before the leak check (a
 // spawner thread, a reaper): when the tests passed it fails them if any
-// goroutine is left (goleak), then exits with code.
-func Exit(code int) {
+// goroutine is left (goleak, with opts), then exits with code.
+func Exit(code int, opts ...goleak.Option) {
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
