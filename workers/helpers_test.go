@@ -31,7 +31,7 @@ var (
 )
 
 // spawner returns the package's one spawner for tests.
-func spawner(t *testing.T) *Spawner {
+func spawner(t testing.TB) *Spawner {
 	t.Helper()
 	if testSpawner == nil {
 		r, err := StartReaper()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,9 @@ func Args() []string { return []string{"-test.run=^$"} }
 //   - with-child: starts a sleep child in its own process group, prints
 //     "child PID", then sleeps (or exits when THEN_EXIT is set).
 //   - flood: writes 200,000 lines and one 100 kB line as fast as it can.
+//   - alloc: allocates and touches $ALLOC_MB megabytes, prints "allocated",
+//     then sleeps a minute.
+//   - busy: keeps two CPUs busy for a minute.
 func helper(name string) int {
 	switch name {
 	case "serve-fd3":
@@ -116,6 +120,26 @@ func helper(name string) int {
 		fmt.Printf("child %d\n", p.Pid)
 		if os.Getenv("THEN_EXIT") != "" {
 			return 0
+		}
+		time.Sleep(time.Minute)
+		return 0
+	case "alloc":
+		mb, _ := strconv.Atoi(os.Getenv("ALLOC_MB"))
+		mem := make([]byte, mb<<20)
+		for i := range mem {
+			mem[i] = byte(i)
+		}
+		fmt.Println("allocated")
+		time.Sleep(time.Minute)
+		runtime.KeepAlive(mem)
+		return 0
+	case "busy":
+		end := time.Now().Add(time.Minute)
+		for range 2 {
+			go func() {
+				for time.Now().Before(end) {
+				}
+			}()
 		}
 		time.Sleep(time.Minute)
 		return 0
