@@ -66,8 +66,9 @@ type Sampler struct {
 }
 
 type cpuMark struct {
-	cpu time.Duration
-	at  time.Time
+	cpu   time.Duration
+	at    time.Time
+	start int64 // the leader's start time: a reused pid is a new worker
 }
 
 // NewSampler makes a Sampler reading /proc.
@@ -84,6 +85,7 @@ type procStat struct {
 	pid, ppid, pgrp int
 	cpu             time.Duration // utime+stime+cutime+cstime
 	rss             int64         // bytes
+	start           int64         // starttime, in ticks since boot
 }
 
 // Sample measures every worker in pids (process-group leaders). A worker
@@ -163,24 +165,26 @@ func (s *Sampler) Sample(pids []int) map[int]Usage {
 			pss[l] = false
 		}
 	}
-	for l, u := range out {
-		if pss[l] {
-			u.Memory = pssSum[l]
-		} else {
-			u.MemoryKind = MemoryRSS
-		}
-		if p, ok := s.prev[l]; ok && now.After(p.at) && u.CPUTime > p.cpu {
-			u.CPUPercent = 100 * float64(u.CPUTime-p.cpu) / float64(now.Sub(p.at))
-		}
-		out[l] = u
-	}
 	for l := range s.prev {
 		if _, ok := out[l]; !ok {
 			delete(s.prev, l)
 		}
 	}
 	for l, u := range out {
-		s.prev[l] = cpuMark{cpu: u.CPUTime, at: now}
+		if pss[l] {
+			u.Memory = pssSum[l]
+		} else {
+			u.MemoryKind = MemoryRSS
+		}
+		var start int64
+		if st := byPid[l]; st != nil {
+			start = st.start
+		}
+		if p, ok := s.prev[l]; ok && p.start == start && now.After(p.at) && u.CPUTime > p.cpu {
+			u.CPUPercent = 100 * float64(u.CPUTime-p.cpu) / float64(now.Sub(p.at))
+		}
+		s.prev[l] = cpuMark{cpu: u.CPUTime, at: now, start: start}
+		out[l] = u
 	}
 	return out
 }
@@ -248,6 +252,7 @@ func (s *Sampler) read(path string) ([]byte, bool) {
 // contents of /proc/PID/stat. The command name (field 2) may hold spaces
 // and parentheses, so fields are counted from the last ')'.
 func parseStat(b []byte) (procStat, bool) {
+	b = bytes.TrimRight(b, "\n")
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 > len(b) {
 		return procStat{}, false
@@ -270,7 +275,7 @@ func parseStat(b []byte) (procStat, bool) {
 			b = nil
 		}
 		switch f {
-		case 1, 2, 11, 12, 13, 14, 21:
+		case 1, 2, 11, 12, 13, 14, 19, 21:
 			v, ok := atoi(field)
 			if !ok {
 				return procStat{}, false
@@ -280,6 +285,8 @@ func parseStat(b []byte) (procStat, bool) {
 				st.ppid = int(v)
 			case 2:
 				st.pgrp = int(v)
+			case 19:
+				st.start = v
 			case 21:
 				st.rss = v
 			default:

@@ -54,9 +54,11 @@ func TestSamplerCPU(t *testing.T) {
 	if u := s.Sample([]int{p.PID})[p.PID]; u.CPUPercent != 0 {
 		t.Errorf("first sample: CPUPercent %.1f, want 0 (no previous sample)", u.CPUPercent)
 	}
+	// Past start-up (exec, the Go runtime), then a second of spinning.
+	sampleUntil(t, s, p.PID, 10*time.Second, func(u Usage) bool { return u.CPUTime >= 100*time.Millisecond })
 	time.Sleep(time.Second)
 	u := s.Sample([]int{p.PID})[p.PID]
-	if u.CPUPercent <= 50 || u.CPUTime < 500*time.Millisecond {
+	if u.CPUPercent <= 50 {
 		t.Errorf("busy worker: %+v, want CPUPercent > 50", u)
 	}
 }
@@ -241,4 +243,35 @@ func gopsutilSample(leaders []int) map[int]Usage {
 		out[int(l)] = u
 	}
 	return out
+}
+
+// TestSamplerPidReuse: a leader pid that now belongs to a new process
+// (another start time) starts over instead of inheriting the old CPU time.
+func TestSamplerPidReuse(t *testing.T) {
+	s := NewSampler()
+	s.proc = fakeProc(t, map[int][3]int{100: {1, 100, 10}})
+	setStat := func(utime, start int) {
+		stat := fmt.Sprintf("100 (w) S 1 100 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 %d 1000 10\n", utime, start)
+		if err := os.WriteFile(filepath.Join(s.proc, "100", "stat"), []byte(stat), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name         string
+		utime, start int
+		busy         bool
+	}{
+		{"first sample", 100, 5, false},
+		{"same process, 1 s more CPU", 200, 5, true},
+		{"pid reused by a new process", 300, 6, false},
+		{"the new process, 1 s more CPU", 400, 6, true},
+	}
+	for _, c := range cases {
+		setStat(c.utime, c.start)
+		time.Sleep(10 * time.Millisecond)
+		u := s.Sample([]int{100})[100]
+		if (u.CPUPercent > 0) != c.busy {
+			t.Errorf("%s: CPUPercent %.0f, want > 0: %v", c.name, u.CPUPercent, c.busy)
+		}
+	}
 }

@@ -48,7 +48,8 @@ func Args() []string { return []string{"-test.run=^$"} }
 //   - flood: writes 200,000 lines and one 100 kB line as fast as it can.
 //   - alloc: allocates and touches $ALLOC_MB megabytes, prints "allocated",
 //     then sleeps a minute.
-//   - busy: keeps two CPUs busy for a minute.
+//   - busy: spins on eight threads for a minute (eight, so that it still gets
+//     more than half a CPU on a loaded machine).
 func helper(name string) int {
 	switch name {
 	case "serve-fd3":
@@ -110,7 +111,7 @@ func helper(name string) int {
 		// Starts a child in its own process group (Setpgid false: same
 		// group), prints its pid, then waits or exits.
 		p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{
-			Env:   append(os.Environ(), Env+"=sleep"),
+			Env:   append(withoutHelper(os.Environ()), Env+"=sleep"),
 			Files: []*os.File{nil, os.Stdout, os.Stderr},
 		})
 		if err != nil {
@@ -135,7 +136,8 @@ func helper(name string) int {
 		return 0
 	case "busy":
 		end := time.Now().Add(time.Minute)
-		for range 2 {
+		runtime.GOMAXPROCS(8)
+		for range 8 {
 			go func() {
 				for time.Now().Before(end) {
 				}
@@ -155,6 +157,19 @@ func helper(name string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", name)
 	return 99
+}
+
+// withoutHelper drops Env from env: os.StartProcess passes duplicates
+// through, and Go's Getenv takes the first, so appending Env=sleep alone
+// would start with-child again, and again.
+func withoutHelper(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, Env+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // notifyReady sends READY=1 on NOTIFY_SOCKET, if there is one.
