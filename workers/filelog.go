@@ -36,7 +36,8 @@ type FileLogOptions struct {
 	// never rotate, PM2's default.
 	MaxSize int64
 	// MaxFiles is how many rotated files to keep beside the current one;
-	// older ones are deleted. Zero keeps them all.
+	// older ones are deleted (after each rotation, in the background).
+	// Zero keeps them all. Used only with MaxSize.
 	MaxFiles int
 }
 
