@@ -54,13 +54,20 @@ func TestSamplerCPU(t *testing.T) {
 	if u := s.Sample([]int{p.PID})[p.PID]; u.CPUPercent != 0 {
 		t.Errorf("first sample: CPUPercent %.1f, want 0 (no previous sample)", u.CPUPercent)
 	}
-	// Past start-up (exec, the Go runtime), then a second of spinning.
+	// Past start-up (exec, the Go runtime), then a second of spinning
+	// between two samples. The machine may be shared and busy: up to five
+	// one-second windows, one of which must show more than half a CPU.
 	sampleUntil(t, s, p.PID, 10*time.Second, func(u Usage) bool { return u.CPUTime >= 100*time.Millisecond })
-	time.Sleep(time.Second)
-	u := s.Sample([]int{p.PID})[p.PID]
-	if u.CPUPercent <= 50 {
-		t.Errorf("busy worker: %+v, want CPUPercent > 50", u)
+	var seen []string
+	for range 5 {
+		time.Sleep(time.Second)
+		u := s.Sample([]int{p.PID})[p.PID]
+		if u.CPUPercent > 50 {
+			return
+		}
+		seen = append(seen, fmt.Sprintf("%.0f%%", u.CPUPercent))
 	}
+	t.Errorf("busy worker: CPUPercent %v in five windows, want > 50 in one", seen)
 }
 
 func TestSamplerGroupWithChild(t *testing.T) {
