@@ -2,7 +2,11 @@
 // machine of a worker (state.go), the one reaper that owns every wait
 // (reaper.go), the spawner thread that forks with Pdeathsig (spawn.go), the
 // LISTEN_PID trampoline (trampoline.go), readiness over NOTIFY_SOCKET and
-// Node IPC (notify.go), and prefixed, bounded output (output.go).
+// Node IPC (notify.go), prefixed, bounded output (output.go), and what the
+// control plane reads of workers: recent lines for `launch logs`
+// (ring.go), rotated log files (filelog.go) and CPU and memory per
+// process group (sampler.go). None of these ever blocks a worker's output:
+// a slow reader or disk loses lines, counted and marked.
 //
 // Invariants:
 //   - Every worker is the leader of its own process group, forked from one

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/launch-go/launch/internal/helperproc"
+	"go.uber.org/goleak"
 )
 
 // The test binary impersonates the programs the tests start (os/exec's
@@ -19,7 +20,9 @@ func TestMain(m *testing.M) {
 		testSpawner.Close()
 		testReaper.Stop()
 	}
-	helperproc.Exit(code)
+	// lumberjack never stops a Logger's mill goroutine; FileLog keeps one
+	// Logger per file for the process's life (see FileLog).
+	helperproc.Exit(code, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
 }
 
 var (
@@ -28,7 +31,7 @@ var (
 )
 
 // spawner returns the package's one spawner for tests.
-func spawner(t *testing.T) *Spawner {
+func spawner(t testing.TB) *Spawner {
 	t.Helper()
 	if testSpawner == nil {
 		r, err := StartReaper()

@@ -33,8 +33,13 @@ type Log struct {
 	done  chan struct{}
 	wg    sync.WaitGroup // followers
 
-	// Tee, if set before the first follow, also receives every line
-	// (for `launch logs`); it must not block.
+	// Tee, if set before the first Printf or follow, also receives every
+	// line, dropped from the terminal or not (for `launch logs` and log
+	// files): worker lines under the worker's name ("web.0", no prefix),
+	// split at 16 KiB like the terminal's; the master's own Printf lines
+	// under MasterName ("launch"), whole. It runs on the reading goroutine
+	// and must not block. It may keep line but not modify it. Ring.Add
+	// fits.
 	Tee func(worker string, stderr bool, line []byte)
 
 	mu     sync.Mutex
@@ -79,6 +84,9 @@ func (l *Log) Printf(format string, args ...any) {
 		return
 	}
 	text := fmt.Appendf(nil, format, args...)
+	if l.Tee != nil {
+		l.Tee(MasterName, false, text)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.master) == 0 {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,10 @@ func Args() []string { return []string{"-test.run=^$"} }
 //   - with-child: starts a sleep child in its own process group, prints
 //     "child PID", then sleeps (or exits when THEN_EXIT is set).
 //   - flood: writes 200,000 lines and one 100 kB line as fast as it can.
+//   - alloc: allocates and touches $ALLOC_MB megabytes, prints "allocated",
+//     then sleeps a minute.
+//   - busy: spins on eight threads for a minute (eight, so that it still gets
+//     more than half a CPU on a loaded machine).
 func helper(name string) int {
 	switch name {
 	case "serve-fd3":
@@ -106,7 +111,7 @@ func helper(name string) int {
 		// Starts a child in its own process group (Setpgid false: same
 		// group), prints its pid, then waits or exits.
 		p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{
-			Env:   append(os.Environ(), Env+"=sleep"),
+			Env:   append(withoutHelper(os.Environ()), Env+"=sleep"),
 			Files: []*os.File{nil, os.Stdout, os.Stderr},
 		})
 		if err != nil {
@@ -116,6 +121,27 @@ func helper(name string) int {
 		fmt.Printf("child %d\n", p.Pid)
 		if os.Getenv("THEN_EXIT") != "" {
 			return 0
+		}
+		time.Sleep(time.Minute)
+		return 0
+	case "alloc":
+		mb, _ := strconv.Atoi(os.Getenv("ALLOC_MB"))
+		mem := make([]byte, mb<<20)
+		for i := range mem {
+			mem[i] = byte(i)
+		}
+		fmt.Println("allocated")
+		time.Sleep(time.Minute)
+		runtime.KeepAlive(mem)
+		return 0
+	case "busy":
+		end := time.Now().Add(time.Minute)
+		runtime.GOMAXPROCS(8)
+		for range 8 {
+			go func() {
+				for time.Now().Before(end) {
+				}
+			}()
 		}
 		time.Sleep(time.Minute)
 		return 0
@@ -133,6 +159,19 @@ func helper(name string) int {
 	return 99
 }
 
+// withoutHelper drops Env from env: os.StartProcess passes duplicates
+// through, and Go's Getenv takes the first, so appending Env=sleep alone
+// would start with-child again, and again.
+func withoutHelper(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, Env+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // notifyReady sends READY=1 on NOTIFY_SOCKET, if there is one.
 func notifyReady() {
 	if sock := os.Getenv("NOTIFY_SOCKET"); sock != "" {
@@ -145,10 +184,10 @@ func notifyReady() {
 
 // Exit ends a TestMain that had to clean up before the leak check (a
 // spawner thread, a reaper): when the tests passed it fails them if any
-// goroutine is left (goleak), then exits with code.
-func Exit(code int) {
+// goroutine is left (goleak, with opts), then exits with code.
+func Exit(code int, opts ...goleak.Option) {
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
