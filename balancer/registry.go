@@ -257,3 +257,20 @@ func (r *Registry) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Close closes every socket of the set and forgets the app, so its
+// addresses may be bound again (an app removed by a reload). Stop its
+// workers first.
+func (s *Set) Close() error {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	var errs []error
+	for _, k := range s.socketsLocked(-1) {
+		errs = append(errs, k.close())
+	}
+	s.socks, s.slots = nil, map[int][]*Socket{}
+	if s.reg.sets[s.App] == s {
+		delete(s.reg.sets, s.App)
+	}
+	return errors.Join(errs...)
+}

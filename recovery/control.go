@@ -3,6 +3,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"syscall"
 
@@ -248,6 +249,7 @@ type SlotInfo struct {
 	Restarts int             `json:"restarts"`
 	Unstable int             `json:"unstable"`
 	Log      []RestartRecord `json:"restart_log"`
+	ByReason map[string]int  `json:"restarts_by_reason"`
 	// LastExit is how the slot's last process ended; nil if none has.
 	LastExit *workers.ExitStatus `json:"-"`
 }
@@ -258,7 +260,7 @@ func (s *Supervisor) Slots() []SlotInfo {
 		var out []SlotInfo
 		for _, sl := range s.activeSlots() {
 			si := SlotInfo{Instance: sl.index, Restarts: sl.hist.Restarts, Unstable: sl.hist.Unstable,
-				Log: slices.Clone(sl.hist.Log)}
+				Log: slices.Clone(sl.hist.Log), ByReason: maps.Clone(sl.hist.ByReason)}
 			if e := sl.w.lastExit; e != nil {
 				c := *e
 				si.LastExit = &c

@@ -65,6 +65,8 @@ type History struct {
 	// Log holds the most recent restarts (at most maxRestartLog), oldest
 	// first, for `launch describe`.
 	Log []RestartRecord `json:"log,omitempty"`
+	// ByReason counts every restart by its reason.
+	ByReason map[string]int `json:"by_reason,omitempty"`
 }
 
 // Restart reasons, as `launch describe` and the metrics show them.
@@ -92,6 +94,10 @@ const maxRestartLog = 20
 // record counts a restart and keeps its record.
 func (h *History) record(r RestartRecord) {
 	h.Restarts++
+	if h.ByReason == nil {
+		h.ByReason = map[string]int{}
+	}
+	h.ByReason[r.Reason]++
 	h.Log = append(h.Log, r)
 	if len(h.Log) > maxRestartLog {
 		h.Log = slices.Delete(h.Log, 0, len(h.Log)-maxRestartLog)

@@ -669,8 +669,10 @@ func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 // decide applies the restart policy to an exit of w's run.
 func (s *Supervisor) decide(w *worker, st workers.ExitStatus, uptime time.Duration) {
 	d := s.policy.OnExit(&w.slot.hist, uptime, st, w.ready)
-	if log := w.slot.hist.Log; d.Action == Restart && w.stopSent && !w.ready && len(log) > 0 {
-		log[len(log)-1].Reason = ReasonListenTimeout
+	if h := &w.slot.hist; d.Action == Restart && w.stopSent && !w.ready && len(h.Log) > 0 {
+		h.ByReason[h.Log[len(h.Log)-1].Reason]--
+		h.Log[len(h.Log)-1].Reason = ReasonListenTimeout
+		h.ByReason[ReasonListenTimeout]++
 	}
 	switch d.Action {
 	case Stop:

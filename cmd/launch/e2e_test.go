@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	os.Chmod(dir, 0o755) // workers run as nobody in one test
+	// Every master of these tests keeps its control socket here.
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o700)
+	os.Setenv("LAUNCH_HOME", home)
 	for _, pkg := range []string{"./", "../../examples/hello", "../../examples/crashy"} {
 		out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput()
 		if err != nil {
@@ -155,11 +159,11 @@ func (m *launchProc) wait(d time.Duration) int {
 	return 0
 }
 
-var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var httpClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // get returns the X-Pid of the worker that answered.
 func get(url string) (int, error) {
-	resp, err := client.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		return 0, err
 	}
@@ -512,7 +516,7 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 	// a moment longer through the pipe.
 	m.waitFor("web: ready (2 of 2 workers online)", 2*time.Second)
 	// The workers have their own NOTIFY_SOCKET, not the master's.
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/env?k=NOTIFY_SOCKET", port))
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/env?k=NOTIFY_SOCKET", port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,9 +48,14 @@ func parseInstances(s string) (n int, set bool, err error) {
 
 // app is one running app in the master.
 type app struct {
-	cfg     *config.App
+	cfg     *config.App // as last applied (start or reload)
 	sockets *balancer.Set
 	sup     *recovery.Supervisor
+	// scaled is the count `launch scale` set, 0 for none; it holds until a
+	// reloaded file changes the app's instances.
+	scaled int
+	// removing: a reload dropped the app from the file; it is stopping.
+	removing bool
 }
 
 // runMaster is `launch APPFILE`: it returns an *exitError for every
@@ -59,28 +65,9 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	if err != nil {
 		return err
 	}
-	file, err := config.Load(o.file, config.Options{Env: o.env})
+	apps, file, err := loadApps(o)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
-	}
-	apps := file.Apps
-	if o.only != "" {
-		apps = nil
-		for _, a := range file.Apps {
-			if a.Name == o.only {
-				apps = append(apps, a)
-			}
-		}
-		if len(apps) == 0 {
-			return usageError("--only %s: no app of that name in %s", o.only, o.file)
-		}
-	}
-	// A program that cannot be found is an app-file error, caught before
-	// anything is bound or started (PM2: "Script not found").
-	for _, a := range apps {
-		if _, err := workers.LookPath(a.Command, a.Dir, appPath(a)); err != nil {
-			return usageError("%s:%d: app %q: %v", o.file, a.Line, a.Name, err)
-		}
 	}
 	color := isTerminal(os.Stdout)
 	out := workers.NewLog(os.Stdout, color)
@@ -90,12 +77,27 @@ func runMaster(ctx context.Context, o masterOptions) error {
 		say("warning: %s", w)
 	}
 
+	// The control directory and this master's name are checked before
+	// anything starts: a second master with the same name is a usage error.
+	name := masterName(o)
+	home, err := launchHome()
+	if err == nil {
+		err = ensureHome(home)
+	}
+	if err != nil {
+		return &exitError{code: exitFailure, err: err}
+	}
+	lock, err := lockMaster(home, name)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	defer lock.release()
+
 	// Subreaper and spawner thread first: nothing may fork before them.
 	reaper, err := workers.StartReaper()
 	if err != nil {
 		return &exitError{code: exitFailure, err: err}
 	}
-	name := masterName(o)
 	say("master %s (pid %d) from %s", name, os.Getpid(), o.file)
 	runDir, err := os.MkdirTemp("", "launch-"+name+"-")
 	if err != nil {
@@ -118,60 +120,81 @@ func runMaster(ctx context.Context, o masterOptions) error {
 		running = append(running, &app{cfg: a, sockets: set})
 	}
 
-	events := make(chan recovery.Event, 256)
-	notify := func(ev recovery.Event) {
-		switch ev.Kind {
-		case recovery.Transition:
-			say("%s", ev.Transition)
-		case recovery.Note:
-			say("%s: %s", ev.App, ev.Msg)
-		default:
-			select {
-			case events <- ev:
-			default: // the master is gone or swamped; the log line still shows
-				say("%s: %s", ev.App, ev.Msg)
-			}
-		}
+	m := &master{
+		opts: o, name: name, say: say, out: out, reg: reg, spawner: spawner,
+		cpus: runtime.GOMAXPROCS(0), override: override, overrideSet: overrideSet,
+		ready: map[string]bool{}, cmds: make(chan func()), loopDone: make(chan struct{}),
+		events: make(chan recovery.Event, 256), reloads: make(chan reloadRequest),
+		settings: settingsOf(file),
 	}
-	cpus := runtime.GOMAXPROCS(0)
+	m.startLogs(out)
+	ctl, err := m.serveControl(home, name)
+	if err != nil {
+		return &exitError{code: exitFailure, err: err}
+	}
+	defer ctl.close()
+	stopMonitor, err := m.startMonitor()
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", o.file, err)}
+	}
+	defer stopMonitor()
+	defer m.logs.close()
 	for _, a := range running {
-		n := a.cfg.Count(cpus)
-		if overrideSet {
-			c := *a.cfg
-			c.Instances = override
-			n = c.Count(cpus)
-		}
-		if a.sockets.Len() > 0 {
-			how := "shared socket"
-			if a.sockets.PerSlot() {
-				how = "a SO_REUSEPORT socket per worker"
-			}
-			say("%s: %d %s on %s (%s)", a.cfg.Name, n, plural(n, "worker"), a.sockets, how)
-		} else {
-			say("%s: %d %s (no sockets)", a.cfg.Name, n, plural(n, "worker"))
-		}
-		var sockets recovery.Sockets
-		if a.sockets.Len() > 0 {
-			sockets = a.sockets
-		}
-		a.sup = recovery.Start(recovery.Options{
-			App:       a.cfg,
-			Instances: n,
-			Sockets:   sockets,
-			Starter:   spawner,
-			Output:    out,
-			Environ:   os.Environ(),
-			Notify:    notify,
-		})
+		m.startApp(a)
 	}
+	m.apps = running
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
-	m := &master{apps: running, say: say, ready: map[string]bool{}}
-	code := m.loop(ctx, sigs, events)
+	code := m.loop(ctx, sigs)
 	return exitCode(code)
+}
+
+// settings are the app file's top-level keys for the master.
+type settings struct {
+	metrics        string        // metrics: address of /metrics, /healthz, /readyz
+	shutdownDelay  time.Duration // shutdown_delay
+	sampleInterval time.Duration // sample_interval
+}
+
+func settingsOf(f *config.File) settings {
+	s := settings{metrics: f.Metrics, shutdownDelay: f.ShutdownDelay, sampleInterval: f.SampleInterval}
+	if s.sampleInterval <= 0 {
+		s.sampleInterval = time.Second
+	}
+	return s
+}
+
+// loadApps reads the app file and checks that every program exists; it is
+// used at start and by every reload, so a reload refuses what a start
+// would refuse.
+func loadApps(o masterOptions) ([]*config.App, *config.File, error) {
+	file, err := config.Load(o.file, config.Options{Env: o.env})
+	if err != nil {
+		return nil, nil, err
+	}
+	apps := file.Apps
+	if o.only != "" {
+		apps = nil
+		for _, a := range file.Apps {
+			if a.Name == o.only {
+				apps = append(apps, a)
+			}
+		}
+		if len(apps) == 0 {
+			return nil, nil, fmt.Errorf("--only %s: no app of that name in %s", o.only, o.file)
+		}
+	}
+	// A program that cannot be found is an app-file error, caught before
+	// anything is bound or started (PM2: "Script not found").
+	for _, a := range apps {
+		if _, err := workers.LookPath(a.Command, a.Dir, appPath(a)); err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: app %q: %w", o.file, a.Line, a.Name, err)
+		}
+	}
+	return apps, file, nil
 }
 
 func exitCode(code int) error {
@@ -181,28 +204,142 @@ func exitCode(code int) error {
 	return &exitError{code: code, err: errors.New("")}
 }
 
-// master is the foreground loop: signals in, supervisor events in.
+// master is the foreground loop. One goroutine (loop) owns apps and the
+// stop state; the control server and the monitor reach them through exec.
 type master struct {
-	apps      []*app
-	say       func(string, ...any)
-	ready     map[string]bool
-	stopping  bool
-	forced    bool
-	lost      bool
-	reloading bool
+	opts        masterOptions
+	name        string
+	say         func(string, ...any)
+	out         *workers.Log
+	reg         *balancer.Registry
+	spawner     *workers.Spawner
+	cpus        int
+	override    int
+	overrideSet bool
+	settings    settings
+
+	// Owned by the loop goroutine:
+	apps     []*app
+	ready    map[string]bool
+	stopping bool
+	forced   bool
+	lost     bool
+	lastTerm time.Time
+	// sentReady: READY=1 went out for the start.
+	sentReady bool
+
+	cmds     chan func()
+	loopDone chan struct{}
+	events   chan recovery.Event
+	reloads  chan reloadRequest
+	// reloadMu is held by the reload that runs; another one is refused.
+	reloadMu sync.Mutex
+
+	logs    *logStore
+	monitor *monitor
 }
 
-func (m *master) loop(ctx context.Context, sigs <-chan os.Signal, events <-chan recovery.Event) int {
-	allDone := make(chan struct{})
-	go func() {
-		for _, a := range m.apps {
-			<-a.sup.Done()
+// errStopping answers control requests that reach a master on its way out.
+var errStopping = errors.New("the master is stopping")
+
+// exec runs fn on the loop goroutine and waits for it.
+func (m *master) exec(fn func()) error {
+	done := make(chan struct{})
+	select {
+	case m.cmds <- func() { defer close(done); fn() }:
+		<-done
+		return nil
+	case <-m.loopDone:
+		return errStopping
+	}
+}
+
+// notify receives supervisor events (on supervisor goroutines).
+func (m *master) notify(ev recovery.Event) {
+	switch ev.Kind {
+	case recovery.Transition:
+		m.say("%s", ev.Transition)
+	case recovery.Note:
+		m.say("%s: %s", ev.App, ev.Msg)
+	default:
+		select {
+		case m.events <- ev:
+		default: // the master is gone or swamped; the log line still shows
+			m.say("%s: %s", ev.App, ev.Msg)
 		}
-		close(allDone)
-	}()
-	reloaded := make(chan error, 1)
+	}
+}
+
+// count is the number of workers app a runs now: -i wins, then a count
+// set with `launch scale`, then the file.
+func (m *master) count(a *app) int {
+	if m.overrideSet {
+		c := *a.cfg
+		c.Instances = m.override
+		return c.Count(m.cpus)
+	}
+	if a.scaled > 0 {
+		return a.scaled
+	}
+	return a.cfg.Count(m.cpus)
+}
+
+// startApp starts a's supervisor (loop goroutine).
+func (m *master) startApp(a *app) {
+	m.logs.openFiles(a.cfg, m.say)
+	n := m.count(a)
+	if a.sockets.Len() > 0 {
+		how := "shared socket"
+		if a.sockets.PerSlot() {
+			how = "a SO_REUSEPORT socket per worker"
+		}
+		m.say("%s: %d %s on %s (%s)", a.cfg.Name, n, plural(n, "worker"), a.sockets, how)
+	} else {
+		m.say("%s: %d %s (no sockets)", a.cfg.Name, n, plural(n, "worker"))
+	}
+	var sockets recovery.Sockets
+	if a.sockets.Len() > 0 {
+		sockets = a.sockets
+	}
+	a.sup = recovery.Start(recovery.Options{
+		App:       a.cfg,
+		Instances: n,
+		Sockets:   sockets,
+		Starter:   m.spawner,
+		Output:    m.out,
+		Environ:   os.Environ(),
+		Notify:    m.notify,
+	})
+}
+
+// findApp returns the running app called name (loop goroutine).
+func (m *master) findApp(name string) *app {
+	for _, a := range m.apps {
+		if a.cfg.Name == name && !a.removing {
+			return a
+		}
+	}
+	return nil
+}
+
+func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) int {
+	defer close(m.loopDone)
+	var allDone chan struct{}
 	ctxDone := ctx.Done()
 	for {
+		if m.stopping && allDone == nil {
+			allDone = make(chan struct{})
+			sups := make([]*recovery.Supervisor, 0, len(m.apps))
+			for _, a := range m.apps {
+				sups = append(sups, a.sup)
+			}
+			go func(done chan struct{}) {
+				for _, s := range sups {
+					<-s.Done()
+				}
+				close(done)
+			}(allDone)
+		}
 		select {
 		case <-allDone:
 			m.say("all workers stopped")
@@ -214,15 +351,10 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal, events <-chan 
 			}
 			return exitOK
 		case sig := <-sigs:
-			m.signal(sig.(syscall.Signal), reloaded)
-		case err := <-reloaded:
-			m.reloading = false
-			if err != nil {
-				m.say("reload failed: %v", err)
-			} else {
-				m.say("reload done: every worker replaced")
-			}
-		case ev := <-events:
+			m.signal(sig.(syscall.Signal))
+		case fn := <-m.cmds:
+			fn()
+		case ev := <-m.events:
 			m.event(ev)
 		case <-ctxDone:
 			ctxDone = nil
@@ -231,35 +363,44 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal, events <-chan 
 	}
 }
 
-func (m *master) signal(sig syscall.Signal, reloaded chan<- error) {
+// termRepeat: a second SIGTERM/SIGINT this soon after the first is the
+// same request (timeout(1) and some supervisors signal the process and
+// then its group), not "stop at once".
+const termRepeat = 200 * time.Millisecond
+
+func (m *master) signal(sig syscall.Signal) {
 	switch sig {
 	case syscall.SIGINT, syscall.SIGTERM:
 		if m.stopping {
+			if time.Since(m.lastTerm) < termRepeat {
+				return
+			}
 			m.say("%s again: stopping at once (SIGKILL to every worker)", workers.SignalName(sig))
 			m.stop(true)
 			return
 		}
+		m.lastTerm = time.Now()
 		m.say("%s: stopping gracefully (send it again to stop at once)", workers.SignalName(sig))
-		m.stop(false)
+		m.stopGracefully()
 	case syscall.SIGQUIT:
 		m.say("SIGQUIT: stopping at once (SIGKILL to every worker)")
 		m.stop(true)
+	case syscall.SIGPIPE:
+		// A control client that hung up raises SIGPIPE too; only a broken
+		// stdout or stderr (the reader of our log is gone) stops the master.
+		if brokenPipe(1) || brokenPipe(2) {
+			m.stop(false)
+		}
 	case syscall.SIGHUP:
 		if m.stopping {
 			return
 		}
-		if m.reloading {
-			m.say("SIGHUP: a reload is already running; ignored")
-			return
-		}
-		m.reloading = true
-		m.say("SIGHUP: replacing every worker, one at a time")
+		m.say("SIGHUP: re-reading %s and reloading every app", m.opts.file)
 		go func() {
-			var errs []error
-			for _, a := range m.apps {
-				errs = append(errs, a.sup.ReplaceAll())
+			res := m.reload(reloadRequest{target: "all", parallel: 1})
+			if res.Error != "" {
+				m.say("reload failed: %s", res.Error)
 			}
-			reloaded <- errors.Join(errs...)
 		}()
 	case syscall.SIGTTIN, syscall.SIGTTOU:
 		if m.stopping {
@@ -270,6 +411,9 @@ func (m *master) signal(sig syscall.Signal, reloaded chan<- error) {
 			delta = -1
 		}
 		for _, a := range m.apps {
+			if a.removing {
+				continue
+			}
 			n := a.sup.Size() + delta
 			if n < 1 {
 				m.say("%s: %s: already at 1 worker", workers.SignalName(sig), a.cfg.Name)
@@ -279,8 +423,31 @@ func (m *master) signal(sig syscall.Signal, reloaded chan<- error) {
 			if err := a.sup.Scale(n); err != nil {
 				m.say("scale %s: %v", a.cfg.Name, err)
 			}
+			a.scaled = n
 		}
 	}
+}
+
+// brokenPipe reports whether fd is a pipe or socket whose reader is gone.
+func brokenPipe(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
+}
+
+// stopGracefully is SIGTERM's stop: with shutdown_delay, /readyz fails
+// first and the workers keep serving for that long (Kubernetes keeps
+// routing to a pod for a while after it is told to stop), then they drain.
+func (m *master) stopGracefully() {
+	if d := m.settings.shutdownDelay; d > 0 && !m.stopping {
+		m.stopping = true
+		m.monitor.setDraining()
+		sdNotify(daemon.SdNotifyStopping)
+		m.say("shutdown_delay: /readyz fails now; workers keep serving for %s, then stop", d)
+		time.AfterFunc(d, func() { m.exec(func() { m.stopApps(false) }) })
+		return
+	}
+	m.stop(false)
 }
 
 func (m *master) stop(force bool) {
@@ -289,6 +456,11 @@ func (m *master) stop(force bool) {
 	}
 	m.stopping = true
 	m.forced = m.forced || force
+	m.monitor.setDraining()
+	m.stopApps(force)
+}
+
+func (m *master) stopApps(force bool) {
 	for _, a := range m.apps {
 		if force {
 			a.sup.Kill()
@@ -303,22 +475,31 @@ func (m *master) event(ev recovery.Event) {
 	case recovery.AppReady:
 		m.ready[ev.App] = true
 		m.say("%s: ready (%s)", ev.App, ev.Msg)
-		if len(m.ready) == len(m.apps) {
-			sdNotify(daemon.SdNotifyReady)
-		}
+		m.checkReady()
 	case recovery.AppErrored:
 		m.say("%s: ERRORED: %s; other apps keep running", ev.App, ev.Msg)
 		if len(m.apps) == 1 {
-			m.say("the master keeps running; stop it with Ctrl-C")
+			m.say("the master keeps running; fix the app, then `launch restart %s` (or Ctrl-C)", ev.App)
 		}
 		m.ready[ev.App] = true
-		if len(m.ready) == len(m.apps) {
-			sdNotify(daemon.SdNotifyReady)
-		}
+		m.checkReady()
 	case recovery.Lost:
 		m.say("%s: %s; a worker is in an unknown state: stopping everything so the supervisor above restarts launch", ev.App, ev.Msg)
 		m.lost = true
 		m.stop(false)
+	}
+}
+
+// checkReady sends READY=1 once every app has been ready (or settled).
+func (m *master) checkReady() {
+	for _, a := range m.apps {
+		if !m.ready[a.cfg.Name] {
+			return
+		}
+	}
+	if !m.sentReady {
+		m.sentReady = true
+		sdNotify(daemon.SdNotifyReady)
 	}
 }
 

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -36,10 +35,8 @@ var version = "dev"
 
 func run(args []string) int {
 	root := newRootCmd()
-	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)
-	defer stop()
-	err := root.ExecuteContext(ctx)
+	root.SetArgs(protectNegative(args))
+	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return exitOK
 	}
@@ -64,12 +61,14 @@ func newRootCmd() *cobra.Command {
 the foreground: it binds each app's listen addresses once, starts its workers
 (one per CPU with -i max), hands them the sockets the systemd way (fd 3,
 LISTEN_FDS, LISTEN_PID), restarts workers that crash, and replaces them one by
-one on SIGHUP.
+one on SIGHUP or ` + "`launch reload`" + `. Other commands talk to the running master over
+its control socket: ls, describe, stop, start, restart, scale, logs, signal,
+reload.
 
 Signals to the master:
   SIGINT, SIGTERM   graceful stop: stop signal to every worker, SIGKILL after
                     kill_timeout; a second one stops everything at once
-  SIGHUP            replace every worker, one at a time (new one ready first)
+  SIGHUP            re-read the app file and reload every app (= launch reload all)
   SIGTTIN, SIGTTOU  one more / one fewer worker of every app
   SIGQUIT           immediate stop (SIGKILL to every worker)
 
@@ -84,6 +83,11 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 		Version:       version,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
+			if _, err := os.Stat(o.file); err != nil && !strings.ContainsAny(o.file, "./") {
+				if s := cmd.SuggestionsFor(o.file); len(s) > 0 {
+					return usageError("%q is neither a command nor a file; did you mean `launch %s`?", o.file, s[0])
+				}
+			}
 			return runMaster(cmd.Context(), o)
 		},
 	}
@@ -94,7 +98,12 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v\nRun '%s --help' for usage.", err, c.CommandPath())
 	})
-	cmd.AddCommand(newVersionCmd())
+	cmd.AddCommand(newVersionCmd(), newLsCmd(), newDescribeCmd(),
+		newAppOpCmd("stop", "Stop an app's workers and keep them stopped (its sockets stop listening)"),
+		newAppOpCmd("start", "Start the workers of an app that was stopped, or that is errored"),
+		newAppOpCmd("restart", "Stop and start every worker of an app at once (blunt; reload has no downtime)"),
+		newScaleCmd(), newLogsCmd(), newSignalCmd(), newReloadCmd())
+	cmd.SuggestionsMinimumDistance = 2
 	return cmd
 }
 

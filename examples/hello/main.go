@@ -80,6 +80,22 @@ func main() {
 		log.Print("crashing on request")
 		os.Exit(1)
 	})
+	// /alloc?mb=N holds N MiB more of touched memory (for
+	// max_memory_restart tests and demos).
+	var held [][]byte
+	var heldMu sync.Mutex
+	mux.HandleFunc("GET /alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		mb = min(max(mb, 0), 4096)
+		b := make([]byte, mb<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		heldMu.Lock()
+		held = append(held, b)
+		heldMu.Unlock()
+		fmt.Fprintf(w, "holding %d MiB more\n", mb)
+	})
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
 		v, ok := os.LookupEnv(r.URL.Query().Get("k"))
 		if !ok {
@@ -113,6 +129,7 @@ func main() {
 			}
 		}()
 	}
+	time.Sleep(envMs("READY_DELAY_MS", 0)) // a slow start, for reload tests
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Printf("sd_notify: %v", err)
 	}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/launch-go/launch/config"
+	"github.com/launch-go/launch/recovery"
+)
+
+// reloadRequest is `launch reload TARGET` or SIGHUP (target "all").
+type reloadRequest struct {
+	target   string // an app's name, or "all"
+	parallel int    // slots replaced at once per app (≥ 1)
+	// progress hears every step; it runs on supervisor goroutines and
+	// must not block. nil: the master's log only.
+	progress func(reloadEvent)
+}
+
+// reloadEvent is one line of a reload's progress.
+type reloadEvent struct {
+	App      string `json:"app"`
+	Instance int    `json:"instance"`
+	// Phase is a recovery.Phase (starting, ready, done, failed) for a slot,
+	// or added, removed, scaled for the app (Instance -1).
+	Phase  string `json:"phase"`
+	PID    int    `json:"pid,omitempty"`
+	OldPID int    `json:"old_pid,omitempty"`
+	Msg    string `json:"msg,omitempty"`
+}
+
+// reloadResult is what `launch reload -o json` prints at the end.
+type reloadResult struct {
+	OK         bool              `json:"ok"`
+	Error      string            `json:"error,omitempty"`
+	Busy       bool              `json:"busy,omitempty"`
+	Apps       []appReloadResult `json:"apps"`
+	DurationMS int64             `json:"duration_ms"`
+}
+
+// appReloadResult is one app's part of a reload.
+type appReloadResult struct {
+	App string `json:"app"`
+	// Action: reloaded, added, removed, failed, skipped (not reached
+	// after an earlier app failed).
+	Action   string   `json:"action"`
+	Changed  []string `json:"changed,omitempty"`
+	Replaced int      `json:"replaced"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// errReloadBusy refuses a reload asked while another one runs.
+var errReloadBusy = errors.New("a reload is already running; this one was refused (not queued): run it again when the first has finished")
+
+// reloadPlan is one existing app to roll.
+type reloadPlan struct {
+	a       *app
+	cfg     *config.App
+	changed []string
+	// rescale: the file changed instances, which ends a `launch scale`.
+	rescale bool
+}
+
+// reload re-reads the app file and applies it (design §1, §5): an invalid
+// file changes nothing; new apps start; removed apps stop; every targeted
+// app's workers are replaced one slot at a time with the new settings and
+// whatever binary is on disk now; a changed instances scales. It stops at
+// the first app whose roll fails: that app's old workers keep serving and
+// the apps after it are not touched.
+func (m *master) reload(req reloadRequest) reloadResult {
+	start := time.Now()
+	if !m.reloadMu.TryLock() {
+		return reloadResult{Error: errReloadBusy.Error(), Busy: true}
+	}
+	defer m.reloadMu.Unlock()
+	if req.parallel < 1 {
+		req.parallel = 1
+	}
+	emit := func(ev reloadEvent) {
+		if req.progress != nil {
+			req.progress(ev)
+		}
+	}
+	sdNotifyReloading()
+	defer sdNotify(daemon.SdNotifyReady)
+
+	res := reloadResult{}
+	fail := func(err error) reloadResult {
+		res.Error = err.Error()
+		res.DurationMS = time.Since(start).Milliseconds()
+		m.say("reload: %v", err)
+		return res
+	}
+	apps, file, err := loadApps(m.opts)
+	if err != nil {
+		return fail(fmt.Errorf("the app file is not valid; nothing changed:\n%w", err))
+	}
+	for _, w := range file.Warnings {
+		m.say("warning: %s", w)
+	}
+
+	var plans []reloadPlan
+	err = m.exec(func() {
+		plans, err = m.planReload(req.target, apps, file, &res, emit)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	for i, p := range plans {
+		name := p.cfg.Name
+		what := "no settings changed; new processes from what is on disk"
+		if len(p.changed) > 0 {
+			what = strings.Join(p.changed, ", ") + " changed"
+		}
+		m.say("reload %s: %s; replacing its workers %d at a time", name, what, req.parallel)
+		replaced := 0
+		progress := func(st recovery.Step) {
+			if st.Phase == recovery.PhaseDone {
+				replaced++
+			}
+			ev := reloadEvent{App: st.App, Instance: st.Instance, Phase: string(st.Phase), PID: st.PID, OldPID: st.OldPID}
+			if st.Err != nil {
+				ev.Msg = st.Err.Error()
+			}
+			emit(ev)
+		}
+		err := p.a.sup.Reload(p.cfg, req.parallel, progress)
+		r := appReloadResult{App: name, Action: "reloaded", Changed: p.changed, Replaced: replaced}
+		var scaleErr error
+		m.exec(func() {
+			p.a.cfg = p.cfg
+			if p.rescale {
+				p.a.scaled = 0
+			}
+			if n := m.count(p.a); err == nil && n != p.a.sup.Size() {
+				scaleErr = p.a.sup.Scale(n)
+				emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", n)})
+				m.say("reload %s: scaled to %d", name, n)
+			}
+		})
+		if err == nil {
+			err = scaleErr
+		}
+		if err != nil {
+			r.Action, r.Error = "failed", err.Error()
+			res.Apps = append(res.Apps, r)
+			for _, q := range plans[i+1:] {
+				res.Apps = append(res.Apps, appReloadResult{App: q.cfg.Name, Action: "skipped"})
+			}
+			return fail(fmt.Errorf("%s: %w; the workers not replaced keep serving", name, err))
+		}
+		res.Apps = append(res.Apps, r)
+		m.say("reload %s: done (%d %s replaced)", name, replaced, plural(replaced, "worker"))
+	}
+	res.OK = true
+	res.DurationMS = time.Since(start).Milliseconds()
+	return res
+}
+
+// planReload checks the new apps against the running ones and starts and
+// stops whole apps (loop goroutine). Nothing changes when it returns an
+// error.
+func (m *master) planReload(target string, apps []*config.App, file *config.File, res *reloadResult, emit func(reloadEvent)) ([]reloadPlan, error) {
+	if m.stopping {
+		return nil, errStopping
+	}
+	byName := map[string]*config.App{}
+	for _, c := range apps {
+		byName[c.Name] = c
+	}
+	if target != "all" {
+		if m.findApp(target) == nil {
+			return nil, fmt.Errorf("no app named %q is running (apps: %s)", target, strings.Join(m.appNames(), ", "))
+		}
+		if byName[target] == nil {
+			return nil, fmt.Errorf("app %q is no longer in %s; `launch reload all` stops it", target, m.opts.file)
+		}
+	}
+	var plans []reloadPlan
+	var added []*config.App
+	for _, c := range apps {
+		if target != "all" && c.Name != target {
+			continue
+		}
+		a := m.findApp(c.Name)
+		if a == nil {
+			added = append(added, c)
+			continue
+		}
+		if why := socketChange(a.cfg, c); why != "" {
+			return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
+		}
+		plans = append(plans, reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg, c),
+			rescale: a.cfg.Instances != c.Instances || a.cfg.InstancesSet != c.InstancesSet})
+	}
+	// Bind the new apps' addresses before anything changes: a port in use
+	// aborts the reload.
+	var bound []*app
+	for _, c := range added {
+		set, err := m.reg.Bind(c)
+		if err != nil {
+			for _, b := range bound {
+				b.sockets.Close()
+			}
+			return nil, bindHelp(m.opts.file, c, err)
+		}
+		bound = append(bound, &app{cfg: c, sockets: set})
+	}
+	for _, a := range bound {
+		m.startApp(a)
+		m.apps = append(m.apps, a)
+		res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "added"})
+		emit(reloadEvent{App: a.cfg.Name, Instance: -1, Phase: "added"})
+	}
+	if target == "all" {
+		for _, a := range m.apps {
+			if a.removing || byName[a.cfg.Name] != nil {
+				continue
+			}
+			m.removeApp(a)
+			res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "removed"})
+			emit(reloadEvent{App: a.cfg.Name, Instance: -1, Phase: "removed"})
+		}
+		m.settings.sampleInterval = settingsOf(file).sampleInterval
+		if s := settingsOf(file); s.metrics != m.settings.metrics || s.shutdownDelay != m.settings.shutdownDelay {
+			m.say("reload: metrics and shutdown_delay changes apply when the master starts again")
+		}
+	}
+	return plans, nil
+}
+
+// removeApp stops an app a reload dropped, then closes its sockets and
+// forgets it (loop goroutine).
+func (m *master) removeApp(a *app) {
+	a.removing = true
+	m.say("reload: %s is no longer in %s; stopping it", a.cfg.Name, m.opts.file)
+	a.sup.Stop()
+	go func() {
+		<-a.sup.Done()
+		a.sockets.Close()
+		m.exec(func() {
+			if m.stopping {
+				return // the stop waits for every supervisor, this one included
+			}
+			m.apps = slices.DeleteFunc(m.apps, func(x *app) bool { return x == a })
+			delete(m.ready, a.cfg.Name)
+			m.say("%s: stopped and removed", a.cfg.Name)
+		})
+	}()
+}
+
+// socketChange says why old → new cannot be rolled onto the sockets the
+// master holds; "" when it can.
+func socketChange(old, new *config.App) string {
+	if old.Balance != new.Balance {
+		return fmt.Sprintf("balance changed (%s → %s)", old.Balance, new.Balance)
+	}
+	if len(old.Listen) != len(new.Listen) {
+		return "listen changed"
+	}
+	for i := range old.Listen {
+		o, n := old.Listen[i], new.Listen[i]
+		if o.Network != n.Network || o.Address != n.Address || o.Name != n.Name || o.Mode != n.Mode {
+			return fmt.Sprintf("listen changed (%s → %s)", o, n)
+		}
+	}
+	return ""
+}
+
+func (m *master) appNames() []string {
+	var names []string
+	for _, a := range m.apps {
+		if !a.removing {
+			names = append(names, a.cfg.Name)
+		}
+	}
+	return names
+}
+
+// sdNotifyReloading tells systemd a reload began (Type=notify-reload wants
+// MONOTONIC_USEC with it).
+func sdNotifyReloading() {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+		sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
+		return
+	}
+	sdNotify("RELOADING=1")
+}
