@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -272,5 +273,100 @@ func (s *Set) Close() error {
 	if s.reg.sets[s.App] == s {
 		delete(s.reg.sets, s.App)
 	}
+	return errors.Join(errs...)
+}
+
+// Relisten is a pending change of a shared set's addresses (a reload whose
+// app file changed `listen`): the new addresses are bound before anything
+// changes, addresses that stay keep their socket (and its queue), and the
+// master's copy of removed ones is closed only after the workers that
+// used them are gone.
+type Relisten struct {
+	set     *Set
+	listens []config.Listen
+	socks   []*Socket
+	added   []*Socket
+	removed []*Socket
+}
+
+// PrepareListen binds app's addresses that the set does not hold yet.
+// Nothing changes for the set's workers until Commit; on error nothing was
+// bound. Only shared sets can change addresses.
+func (s *Set) PrepareListen(app *config.App) (*Relisten, error) {
+	if s.PerSlot() {
+		return nil, fmt.Errorf("app %s: listen cannot change in balance reuseport", app.Name)
+	}
+	s.reg.mu.Lock()
+	old, oldSocks := s.listens, s.socks
+	s.reg.mu.Unlock()
+	r := &Relisten{set: s}
+	kept := map[int]bool{}
+	for _, l := range app.Listen {
+		if l.Name == "" {
+			l.Name = app.Name
+		}
+		i := slices.IndexFunc(old, func(o config.Listen) bool { return o.Network == l.Network && o.Address == l.Address })
+		if i >= 0 && !kept[i] {
+			kept[i] = true
+			k := oldSocks[i]
+			r.listens = append(r.listens, l)
+			r.socks = append(r.socks, k)
+			continue
+		}
+		k, err := bindSocket(l, false)
+		if err != nil {
+			r.Abort()
+			return nil, err
+		}
+		k.Name = l.Name
+		r.added = append(r.added, k)
+		r.listens = append(r.listens, l)
+		r.socks = append(r.socks, k)
+	}
+	for i, k := range oldSocks {
+		if !kept[i] {
+			r.removed = append(r.removed, k)
+		}
+	}
+	return r, nil
+}
+
+// Commit makes the set hand out the new sockets (names included) from now
+// on.
+func (r *Relisten) Commit() {
+	r.set.reg.mu.Lock()
+	defer r.set.reg.mu.Unlock()
+	for i, k := range r.socks {
+		k.Name = r.listens[i].Name
+	}
+	r.set.listens, r.set.socks = r.listens, r.socks
+	r.added = nil
+}
+
+// Abort closes the sockets bound for a change that will not happen.
+func (r *Relisten) Abort() {
+	for _, k := range r.added {
+		k.close()
+	}
+	r.added = nil
+}
+
+// Removed lists the addresses the change drops.
+func (r *Relisten) Removed() []string {
+	var out []string
+	for _, k := range r.removed {
+		out = append(out, k.Addr())
+	}
+	return out
+}
+
+// CloseRemoved closes the master's copy of the removed addresses' sockets;
+// call it when no worker that inherited them runs any more.
+func (r *Relisten) CloseRemoved() error {
+	var errs []error
+	for _, k := range r.removed {
+		errs = append(errs, k.close())
+	}
+	r.removed = nil
 	return errors.Join(errs...)
 }

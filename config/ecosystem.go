@@ -66,10 +66,39 @@ func readJS(path string, eval func(string) ([]byte, error)) (*yaml.Node, *Error)
 	return root, perr
 }
 
-// evalWithNode runs node on the ecosystem file at path, in the file's
+// Runner runs program with args in dir, with out as its fd 3 and the
+// caller's environment, waits for it (at most until ctx is done) and
+// returns the end of its stderr and its failure. A master whose reaper
+// owns every wait runs node through its own spawner; os/exec would race
+// the reaper for the exit status.
+type Runner func(ctx context.Context, program string, args []string, dir string, out *os.File) (stderr string, err error)
+
+// NodeEvalWith returns an Options.NodeEval that evaluates an ecosystem
+// file with node, started by run.
+func NodeEvalWith(run Runner) func(path string) ([]byte, error) {
+	return func(path string) ([]byte, error) { return evalNode(path, run) }
+}
+
+// evalWithNode runs node on the ecosystem file at path with os/exec.
+func evalWithNode(path string) ([]byte, error) { return evalNode(path, execRunner) }
+
+// execRunner is the Runner of a process that has no reaper of its own.
+func execRunner(ctx context.Context, program string, args []string, dir string, out *os.File) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Dir = dir
+	cmd.Stdout = io.Discard // the module's console.log
+	cmd.Stderr = &limitedBuffer{buf: &stderr, limit: 8 << 10}
+	cmd.ExtraFiles = []*os.File{out}
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return stderr.String(), err
+}
+
+// evalNode runs node on the ecosystem file at path, in the file's
 // directory and with launch's environment (ecosystem files read
 // process.env), and returns the JSON of its exports.
-func evalWithNode(path string) ([]byte, error) {
+func evalNode(path string, run Runner) ([]byte, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", errNoNode, err)
@@ -87,18 +116,11 @@ func evalWithNode(path string) ([]byte, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, "-e", evalScript, abs)
-	cmd.Dir = filepath.Dir(abs)
-	cmd.Stdout = io.Discard // the module's console.log
-	cmd.Stderr = &limitedBuffer{buf: &stderr, limit: 8 << 10}
-	cmd.ExtraFiles = []*os.File{out}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
+	if stderr, err := run(ctx, node, []string{"-e", evalScript, abs}, filepath.Dir(abs), out); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("node did not finish within %s", nodeTimeout)
 		}
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+		if msg := strings.TrimSpace(stderr); msg != "" {
 			return nil, fmt.Errorf("node: %w:\n%s", err, msg)
 		}
 		return nil, fmt.Errorf("node: %w", err)

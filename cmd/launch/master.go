@@ -65,7 +65,8 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	if err != nil {
 		return err
 	}
-	apps, file, err := loadApps(o)
+	// Before the reaper starts, os/exec may run node for an ecosystem file.
+	apps, file, err := loadApps(o, nil)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -170,8 +171,11 @@ func settingsOf(f *config.File) settings {
 // loadApps reads the app file and checks that every program exists; it is
 // used at start and by every reload, so a reload refuses what a start
 // would refuse.
-func loadApps(o masterOptions) ([]*config.App, *config.File, error) {
-	file, err := config.Load(o.file, config.Options{Env: o.env})
+//
+// eval, when not nil, evaluates an ecosystem.config.js (a running master
+// passes one that starts node through its spawner).
+func loadApps(o masterOptions, eval func(string) ([]byte, error)) ([]*config.App, *config.File, error) {
+	file, err := config.Load(o.file, config.Options{Env: o.env, NodeEval: eval})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -241,6 +245,31 @@ type master struct {
 
 // errStopping answers control requests that reach a master on its way out.
 var errStopping = errors.New("the master is stopping")
+
+// runNode is a config.Runner that starts node through the spawner, so the
+// reaper, which owns every wait, routes its exit status (os/exec's Wait
+// would race the reaper for it).
+func (m *master) runNode(ctx context.Context, program string, args []string, dir string, out *os.File) (string, error) {
+	p, err := m.spawner.Start(workers.Spec{Name: "ecosystem", Path: program, Args: args, Dir: dir,
+		Env: os.Environ(), Files: []*os.File{out}, FileNames: []string{"result"}})
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		p.Signal(syscall.SIGKILL)
+		<-p.Done()
+	}
+	select {
+	case <-p.OutputDone():
+	case <-time.After(time.Second):
+	}
+	if st := p.Status(); !st.Success() {
+		return strings.Join(p.Tail(), "\n"), errors.New(st.String())
+	}
+	return "", nil
+}
 
 // exec runs fn on the loop goroutine and waits for it.
 func (m *master) exec(fn func()) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/launch-go/launch/balancer"
 	"github.com/launch-go/launch/config"
 	"github.com/launch-go/launch/recovery"
 )
@@ -66,6 +67,8 @@ type reloadPlan struct {
 	changed []string
 	// rescale: the file changed instances, which ends a `launch scale`.
 	rescale bool
+	// relisten: the app's new addresses, bound; nil when listen is unchanged.
+	relisten *balancer.Relisten
 }
 
 // reload re-reads the app file and applies it (design §1, §5): an invalid
@@ -98,7 +101,7 @@ func (m *master) reload(req reloadRequest) reloadResult {
 		m.say("reload: %v", err)
 		return res
 	}
-	apps, file, err := loadApps(m.opts)
+	apps, file, err := loadApps(m.opts, config.NodeEvalWith(m.runNode))
 	if err != nil {
 		return fail(fmt.Errorf("the app file is not valid; nothing changed:\n%w", err))
 	}
@@ -107,11 +110,12 @@ func (m *master) reload(req reloadRequest) reloadResult {
 	}
 
 	var plans []reloadPlan
-	err = m.exec(func() {
-		plans, err = m.planReload(req.target, apps, file, &res, emit)
-	})
-	if err != nil {
+	var planErr error
+	if err := m.exec(func() { plans, planErr = m.planReload(req.target, apps, file, &res, emit) }); err != nil {
 		return fail(err)
+	}
+	if planErr != nil {
+		return fail(planErr)
 	}
 	for i, p := range plans {
 		name := p.cfg.Name
@@ -132,6 +136,15 @@ func (m *master) reload(req reloadRequest) reloadResult {
 			emit(ev)
 		}
 		err := p.a.sup.Reload(p.cfg, req.parallel, progress)
+		if p.relisten != nil {
+			// The old workers are gone (or, after a failed roll, still
+			// serve the old addresses with the fds they inherited): the
+			// master's copies of removed addresses close now.
+			if rm := p.relisten.Removed(); len(rm) > 0 {
+				m.say("reload %s: closing %s", name, strings.Join(rm, ", "))
+			}
+			p.relisten.CloseRemoved()
+		}
 		r := appReloadResult{App: name, Action: "reloaded", Changed: p.changed, Replaced: replaced}
 		var scaleErr error
 		m.exec(func() {
@@ -185,6 +198,13 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 	}
 	var plans []reloadPlan
 	var added []*config.App
+	abort := func() {
+		for _, p := range plans {
+			if p.relisten != nil {
+				p.relisten.Abort()
+			}
+		}
+	}
 	for _, c := range apps {
 		if target != "all" && c.Name != target {
 			continue
@@ -194,11 +214,21 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 			added = append(added, c)
 			continue
 		}
+		plan := reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg, c),
+			rescale: a.cfg.Instances != c.Instances || a.cfg.InstancesSet != c.InstancesSet}
 		if why := socketChange(a.cfg, c); why != "" {
-			return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
+			if a.cfg.Balance != c.Balance || a.sockets.PerSlot() || (len(a.cfg.Listen) == 0) != (len(c.Listen) == 0) {
+				abort()
+				return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
+			}
+			rl, err := a.sockets.PrepareListen(c)
+			if err != nil {
+				abort()
+				return nil, bindHelp(m.opts.file, c, err)
+			}
+			plan.relisten = rl
 		}
-		plans = append(plans, reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg, c),
-			rescale: a.cfg.Instances != c.Instances || a.cfg.InstancesSet != c.InstancesSet})
+		plans = append(plans, plan)
 	}
 	// Bind the new apps' addresses before anything changes: a port in use
 	// aborts the reload.
@@ -209,9 +239,17 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 			for _, b := range bound {
 				b.sockets.Close()
 			}
+			abort()
 			return nil, bindHelp(m.opts.file, c, err)
 		}
 		bound = append(bound, &app{cfg: c, sockets: set})
+	}
+	// Nothing can fail from here on: new addresses go to the next workers.
+	for _, p := range plans {
+		if p.relisten != nil {
+			p.relisten.Commit()
+			m.say("reload %s: listening on %s", p.cfg.Name, p.a.sockets)
+		}
 	}
 	for _, a := range bound {
 		m.startApp(a)

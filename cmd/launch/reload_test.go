@@ -434,3 +434,85 @@ func TestReloadAppFileChanges(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestReloadEcosystemFile: a reload re-reads an ecosystem.config.js with
+// node started through the master's own spawner (os/exec beside the
+// reaper would lose node's exit status).
+func TestReloadEcosystemFile(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed (.ci/run installs it)")
+	}
+	port := freePort(t)
+	text := func(v string) string {
+		return fmt.Sprintf(`module.exports = { apps: [{
+  name: "web", script: %q, listen: ["127.0.0.1:%d"], ready: "notify",
+  env: { VERSION: %q },
+}] };
+`, filepath.Join(binDir, "hello"), port, v)
+	}
+	app := writeFile(t, "ecosystem.config.js", text("1"))
+	m := startMaster(t, "-i", "1", "--name", "rle", app)
+	m.waitFor("web: ready", 10*time.Second)
+	os.WriteFile(app, []byte(text("5")), 0o644)
+	reloadOK(t, "all", "--name", "rle")
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Version"); v != "5" {
+		t.Errorf("version %q after the reload, want 5", v)
+	}
+	// A broken module: the reload fails with node's words, nothing changes.
+	os.WriteFile(app, []byte("module.exports = { apps: [ oops ] };\n"), 0o644)
+	_, errs, code := ctl(t, "reload", "all", "--name", "rle")
+	if code != 1 || !strings.Contains(errs, "oops is not defined") {
+		t.Errorf("broken module: exit %d, %s", code, errs)
+	}
+	if strings.Contains(m.output(), "unknown") {
+		t.Errorf("a worker went unknown:\n%s", m.output())
+	}
+}
+
+// TestReloadListenChange: a reload binds added addresses before the roll,
+// keeps the socket of addresses that stay (their traffic never fails), and
+// closes removed ones after the old workers are gone.
+func TestReloadListenChange(t *testing.T) {
+	p1, p2 := freePort(t), freePort(t)
+	text := func(ports ...int) string {
+		var l []string
+		for _, p := range ports {
+			l = append(l, fmt.Sprintf(`"127.0.0.1:%d"`, p))
+		}
+		return fmt.Sprintf("apps:\n  - name: web\n    script: %s/hello\n    listen: [%s]\n    ready: notify\n", binDir, strings.Join(l, ", "))
+	}
+	app := writeFile(t, "app.yaml", text(p1))
+	m := startMaster(t, "-i", "2", "--name", "rll", app)
+	m.waitFor("web: ready", 10*time.Second)
+	tr := startTraffic(fmt.Sprintf("http://127.0.0.1:%d/", p1), 100000)
+	os.WriteFile(app, []byte(text(p1, p2)), 0o644)
+	reloadOK(t, "web", "--name", "rll")
+	tr.end()
+	if len(tr.failures) > 0 {
+		t.Errorf("traffic to the address that stayed failed: %v", tr.failures)
+	}
+	for _, p := range []int{p1, p2} {
+		if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", p)); err != nil {
+			t.Errorf("port %d after adding %d: %v", p, p2, err)
+		}
+	}
+	os.WriteFile(app, []byte(text(p2)), 0o644)
+	reloadOK(t, "web", "--name", "rll")
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", p2)); err != nil {
+		t.Errorf("port %d: %v", p2, err)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p1), time.Second); err == nil {
+		c.Close()
+		t.Errorf("port %d still accepts after it was removed", p1)
+	}
+	// A balance change is refused, and nothing changes.
+	os.WriteFile(app, []byte(text(p2)+"    balance: reuseport\n"), 0o644)
+	if _, errs, code := ctl(t, "reload", "web", "--name", "rll"); code != 1 || !strings.Contains(errs, "balance changed") {
+		t.Errorf("balance change: exit %d, %s", code, errs)
+	}
+}
