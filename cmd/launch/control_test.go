@@ -462,3 +462,80 @@ func TestMaxMemoryRestart(t *testing.T) {
 		t.Errorf("restarts by reason: %v, want memory 1", d.Restarts)
 	}
 }
+
+// TestMetricsHealthAndLogFiles: /metrics, /healthz and /readyz on the
+// address the app file names; shutdown_delay fails /readyz first while
+// the workers keep serving; out_file gets the workers' output.
+func TestMetricsHealthAndLogFiles(t *testing.T) {
+	port, mport := freePort(t), freePort(t)
+	dir := t.TempDir()
+	app := writeFile(t, "app.yaml", fmt.Sprintf(`metrics: 127.0.0.1:%d
+shutdown_delay: 1500ms
+apps:
+  - name: web
+    script: %s/hello
+    listen: ["127.0.0.1:%d"]
+    ready: notify
+    out_file: %s/out.log
+    error_file: %s/err.log
+    log_date_format: "YYYY-MM-DD HH:mm:ss"
+`, mport, binDir, port, dir, dir))
+	m := startMaster(t, "-i", "2", "--name", "met", app)
+	m.waitFor("web: ready", 10*time.Second)
+	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	status := func(path string) (int, string) {
+		resp, err := httpClient.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if c, _ := status("/healthz"); c != 200 {
+		t.Errorf("/healthz: %d", c)
+	}
+	if c, b := status("/readyz"); c != 200 {
+		t.Errorf("/readyz: %d %s", c, b)
+	}
+	rows := lsJSON(t, "met")
+	syscall.Kill(rows[0].PID, syscall.SIGKILL)
+	waitWorkers(t, "met", 5*time.Second, "2 online again", func(rs []workerJSON) bool { return online(rs) == 2 })
+	time.Sleep(1200 * time.Millisecond) // a sample after the restart
+	_, body := status("/metrics")
+	for _, want := range []string{
+		`launch_worker_state{app="web",instance="0",state="online"} 1`,
+		`launch_worker_restarts_total{app="web",instance="` + fmt.Sprint(rows[0].Instance) + `",reason="crash"} 1`,
+		`launch_app_desired_instances{app="web"} 2`,
+		`launch_app_ready_instances{app="web"} 2`,
+		`launch_worker_memory_bytes{app="web",instance="0",kind=`,
+		`launch_worker_cpu_seconds_total{app="web",instance="1"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+
+	// SIGTERM with shutdown_delay: /readyz fails at once, the app serves on.
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if c, _ := status("/readyz"); c != 503 {
+		t.Errorf("/readyz during shutdown_delay: %d, want 503", c)
+	}
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+		t.Errorf("the app during shutdown_delay: %v", err)
+	}
+	if code := m.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "out.log"))
+	errb, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+	today := time.Now().Format("2006-01-02")
+	if !strings.Contains(string(errb), "listening on fd 3") || !strings.HasPrefix(string(errb), today) {
+		t.Errorf("err.log (hello logs to stderr) = %q", errb)
+	}
+	_ = out
+}
