@@ -1,8 +1,10 @@
 package recovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +47,27 @@ type Sockets interface {
 // connections to the other slots instead.
 const slotPauseBound = 250 * time.Millisecond
 
+// Router is what a supervisor needs of the app's proxy (balance: proxy,
+// balancer.Router implements it): every worker gets a private address of
+// its own, joins the rotation when ready, and leaves it before it is told
+// to stop.
+type Router interface {
+	// Assign picks a fresh private address for the next worker of slot and
+	// returns the environment that tells the worker where to listen (PORT,
+	// LAUNCH_PORT, HOST or LAUNCH_SOCKET).
+	Assign(slot int) (env map[string]string, network, addr string, err error)
+	// Probe checks the worker's address: it accepts (path "") or GET path
+	// answers 2xx.
+	Probe(ctx context.Context, network, addr, path string) error
+	// Up puts the worker (by pid) in the rotation.
+	Up(pid int, network, addr string)
+	// Drain takes the worker out of the rotation; the channel closes when
+	// the requests or connections it was serving have finished.
+	Drain(pid int) <-chan struct{}
+	// Down forgets the worker: its process is gone.
+	Down(pid int)
+}
+
 // Starter starts worker processes (workers.Spawner implements it).
 type Starter interface {
 	Start(workers.Spec) (*workers.Process, error)
@@ -82,8 +105,11 @@ type Options struct {
 	App *config.App
 	// Instances is the initial number of slots (≥ 1).
 	Instances int
-	// Sockets are the app's listening sockets; nil for none.
+	// Sockets are the app's listening sockets; nil for none (and in proxy
+	// mode, where the master accepts and Router forwards).
 	Sockets Sockets
+	// Router is the app's proxy in balance: proxy; nil otherwise.
+	Router Router
 	// Starter forks workers.
 	Starter Starter
 	// Output receives the workers' stdout/stderr; nil discards them.
@@ -144,6 +170,7 @@ const (
 	tReadyDeadline
 	tDelayReady
 	tKill
+	tDrain
 	numTimers
 )
 
@@ -169,6 +196,13 @@ type worker struct {
 	// relaunch, when set, is the restart reason of a worker being stopped
 	// to start again (`launch restart`): it launches when its process exits.
 	relaunch string
+	// Proxy mode: the process's private address, and whether it is in the
+	// rotation (from ready until it is told to stop).
+	network, addr string
+	routed        bool
+	// draining: out of the rotation, waiting for its in-flight work before
+	// the stop signal goes out.
+	draining bool
 }
 
 type evKind int
@@ -177,6 +211,7 @@ const (
 	evExit evKind = iota
 	evReady
 	evTimer
+	evDrained
 )
 
 type event struct {
@@ -452,7 +487,16 @@ func (s *Supervisor) launch(w *worker) {
 			s.note("listening again")
 		}
 	}
-	spec, err := s.spec(w.slot.index, w.m.Name)
+	var extra map[string]string
+	var network, addr string
+	var err error
+	if s.opts.Router != nil {
+		extra, network, addr, err = s.opts.Router.Assign(w.slot.index)
+	}
+	var spec workers.Spec
+	if err == nil {
+		spec, err = s.spec(w.slot.index, w.m.Name, extra)
+	}
 	var p *workers.Process
 	if err == nil {
 		p, err = s.opts.Starter.Start(spec)
@@ -463,12 +507,20 @@ func (s *Supervisor) launch(w *worker) {
 	}
 	w.gen++
 	w.proc, w.tailOf, w.started, w.ready, w.stopSent = p, p, s.clock.Now(), false, false
-	s.set(w, workers.Launching, "pid "+strconv.Itoa(p.PID))
+	w.network, w.addr, w.routed, w.draining = network, addr, false, false
+	how := "pid " + strconv.Itoa(p.PID)
+	if addr != "" {
+		how += " on " + addr
+	}
+	s.set(w, workers.Launching, how)
 	s.after(w, tReadyDeadline, s.app.ListenTimeout)
 	if s.app.Ready.Kind == config.ReadyDelay {
 		s.after(w, tDelayReady, s.app.Ready.Delay)
 	}
 	go s.watch(w, p, w.gen)
+	if k := s.app.Ready.Kind; s.opts.Router != nil && (k == config.ReadyListen || k == config.ReadyHTTP) {
+		go s.probe(w, p, w.gen, network, addr)
+	}
 }
 
 // failStart handles a start that failed before any process ran (program
@@ -518,11 +570,43 @@ func (s *Supervisor) watch(w *worker, p *workers.Process, gen int) {
 	s.post(event{w: w, gen: gen, kind: evExit, status: p.Status()})
 }
 
+// probe polls a proxy-mode worker's private address until it accepts (or
+// answers 2xx on the ready path), then reports it ready. It ends with the
+// process, the supervisor, or the listen_timeout (whose timer stops the
+// worker).
+func (s *Supervisor) probe(w *worker, p *workers.Process, gen int, network, addr string) {
+	path := ""
+	if s.app.Ready.Kind == config.ReadyHTTP {
+		path = s.app.Ready.Path
+	}
+	deadline := time.Now().Add(s.app.ListenTimeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := s.opts.Router.Probe(ctx, network, addr, path)
+		cancel()
+		if err == nil {
+			s.post(event{w: w, gen: gen, kind: evReady})
+			return
+		}
+		select {
+		case <-p.Done():
+			return
+		case <-s.done:
+			return
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
 // spec builds the Spec for slot's next worker, resolving the program now,
-// so a rebuilt binary or changed PATH is picked up by every start.
-func (s *Supervisor) spec(slotIndex int, name string) (workers.Spec, error) {
+// so a rebuilt binary or changed PATH is picked up by every start. extra
+// is added to the environment (proxy mode: the worker's private address).
+func (s *Supervisor) spec(slotIndex int, name string, extra map[string]string) (workers.Spec, error) {
 	a := s.app
 	env := mergeEnv(s.opts.Environ, a.Env)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		env = setEnv(env, k, extra[k])
+	}
 	inst := strconv.Itoa(slotIndex)
 	env = setEnv(env, "LAUNCH_APP", a.Name)
 	env = setEnv(env, "LAUNCH_INSTANCE", inst)
@@ -575,6 +659,8 @@ func (s *Supervisor) handle(ev event) {
 	case evTimer:
 		w.timers[ev.timer] = nil
 		s.timer(w, ev.timer)
+	case evDrained:
+		s.drained(w, "in-flight work done")
 	}
 }
 
@@ -591,6 +677,8 @@ func (s *Supervisor) timer(w *worker, k timerKind) {
 			s.signal(w, s.app.StopSignal)
 			s.after(w, tKill, s.app.KillTimeout)
 		}
+	case tDrain:
+		s.drained(w, fmt.Sprintf("still busy after kill_timeout %s", s.app.KillTimeout))
 	case tKill:
 		if w.proc != nil {
 			s.note("%s (pid %d) did not exit within kill_timeout %s; sending SIGKILL", w.m.Name, w.proc.PID, s.app.KillTimeout)
@@ -616,6 +704,10 @@ func (s *Supervisor) becomeReady(w *worker, how string) {
 	w.ready = true
 	w.stopTimer(tReadyDeadline)
 	w.stopTimer(tDelayReady)
+	if s.opts.Router != nil && w.addr != "" {
+		s.opts.Router.Up(w.proc.PID, w.network, w.addr)
+		w.routed = true
+	}
 	s.set(w, workers.Online, how)
 	if w.onReady != nil {
 		f := w.onReady
@@ -628,6 +720,10 @@ func (s *Supervisor) becomeReady(w *worker, how string) {
 // exited handles the exit of w's process.
 func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 	w.stopTimers()
+	if s.opts.Router != nil && w.proc != nil {
+		s.opts.Router.Down(w.proc.PID)
+	}
+	w.routed, w.draining = false, false
 	uptime := s.clock.Now().Sub(w.started)
 	w.proc = nil
 	w.lastExit = &st
@@ -791,9 +887,40 @@ func (s *Supervisor) stop(w *worker, reason string) {
 		return
 	}
 	s.set(w, workers.Stopping, reason)
-	s.signal(w, s.app.StopSignal)
 	w.stopTimer(tReadyDeadline)
 	w.stopTimer(tDelayReady)
+	if w.routed {
+		// Proxy mode: out of the rotation first, so no new request reaches
+		// a worker that is stopping (PM2 keeps routing: Unitech/pm2#5043);
+		// the stop signal follows when its in-flight work is done, at most
+		// kill_timeout later.
+		w.routed, w.draining = false, true
+		ch, gen := s.opts.Router.Drain(w.proc.PID), w.gen
+		s.after(w, tDrain, s.app.KillTimeout)
+		go func() {
+			select {
+			case <-ch:
+				s.post(event{w: w, gen: gen, kind: evDrained})
+			case <-s.done:
+			}
+		}()
+		return
+	}
+	s.signal(w, s.app.StopSignal)
+	s.after(w, tKill, s.app.KillTimeout)
+}
+
+// drained sends the stop signal to a worker that has left the rotation.
+func (s *Supervisor) drained(w *worker, why string) {
+	if !w.draining || w.proc == nil {
+		return
+	}
+	w.draining = false
+	w.stopTimer(tDrain)
+	if why != "" && !strings.HasPrefix(why, "in-flight") {
+		s.note("%s (pid %d) left the rotation but is %s; stopping it anyway", w.m.Name, w.proc.PID, why)
+	}
+	s.signal(w, s.app.StopSignal)
 	s.after(w, tKill, s.app.KillTimeout)
 }
 
@@ -806,6 +933,7 @@ func (s *Supervisor) stopAll(force bool) {
 				s.stop(w, "master stopping")
 			}
 			if force && w.proc != nil {
+				w.draining = false
 				s.signal(w, syscall.SIGKILL)
 			}
 		}
