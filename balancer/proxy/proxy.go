@@ -345,7 +345,16 @@ func (p *Proxy) connState(c net.Conn, s fasthttp.ConnState) {
 // the accept errors a busy server sees (EMFILE, ECONNABORTED).
 type limitListener struct {
 	net.Listener
-	p *Proxy
+	p    *Proxy
+	once sync.Once
+}
+
+// Close closes the listener; later calls return nil (Close and fasthttp's
+// Shutdown both close it).
+func (l *limitListener) Close() error {
+	var err error
+	l.once.Do(func() { err = l.Listener.Close() })
+	return err
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
