@@ -64,7 +64,7 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 				ctx.Error("no backend available\n", fasthttp.StatusServiceUnavailable)
 				return
 			}
-			p.fail(ctx, kind)
+			p.fail(ctx, kind, up)
 			return
 		}
 		tried[n] = b
@@ -75,8 +75,10 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		b.release()
-		b.failed.Add(1)
 		kind = classify(err, up)
+		if kind != failClient {
+			b.failed.Add(1)
+		}
 		if kind == failConnect {
 			b.markDown(err)
 		}
@@ -84,7 +86,7 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 			continue
 		}
 		fasthttp.ReleaseResponse(resp)
-		p.fail(ctx, kind)
+		p.fail(ctx, kind, up)
 		return
 	}
 }
@@ -127,11 +129,15 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, b *backend, resp *fasthttp.Res
 }
 
 // fail answers a request no backend could serve.
-func (p *Proxy) fail(ctx *fasthttp.RequestCtx, kind failure) {
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, kind failure, up *upload) {
 	switch kind {
 	case failClient:
 		ctx.SetConnectionClose()
-		ctx.Error("request body: read failed\n", fasthttp.StatusBadRequest)
+		if isTimeout(up.err) {
+			ctx.Error("request body: read timed out\n", fasthttp.StatusRequestTimeout)
+		} else {
+			ctx.Error("request body: read failed\n", fasthttp.StatusBadRequest)
+		}
 	case failTimeout:
 		ctx.Error("gateway timeout\n", fasthttp.StatusGatewayTimeout)
 	default:

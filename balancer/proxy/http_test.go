@@ -727,3 +727,50 @@ func TestProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectRefusedMoves: a refused connect sent nothing, so even a POST
+// moves to the next backend, and the refusing one is marked down.
+func TestConnectRefusedMoves(t *testing.T) {
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	gone := closed.Addr().String()
+	closed.Close()
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) { n, _ := io.Copy(io.Discard, r.Body); fmt.Fprint(w, n) })
+	p, addr := startProxy(t, Config{Strategy: StrategyRoundRobin})
+	p.Add(1, "tcp", gone)
+	p.Add(2, "tcp", be.addr)
+	c := client(t, 1)
+	for i := range 4 {
+		resp, err := c.Post("http://"+addr+"/", "text/plain", strings.NewReader("12345"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "5" {
+			t.Errorf("POST %d with one refusing backend: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if s, _ := stat(p, 1); s.Healthy || s.Failed == 0 {
+		t.Errorf("refusing backend: %+v, want marked down", s)
+	}
+}
+
+// TestUnixBackend: a backend on a unix socket.
+func TestUnixBackend(t *testing.T) {
+	path := t.TempDir() + "/app.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(ok)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p, addr := startProxy(t, Config{})
+	p.Add(1, "unix", path)
+	if code, body, err := get(t, client(t, 1), "http://"+addr+"/"); err != nil || code != 200 || body != "ok" {
+		t.Errorf("via a unix socket: %d %q %v", code, body, err)
+	}
+	if err := Probe(probeCtx(t), "unix", path, "/"); err != nil {
+		t.Errorf("Probe on a unix socket: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -189,3 +190,18 @@ func probeCtx(t *testing.T) context.Context {
 }
 
 var _ = fmt.Sprintf
+
+// TestImports: proxy is a leaf: the standard library, fasthttp and
+// golang.org/x/sys only (so the supervisor can wire it without a cycle).
+func TestImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(imp, "/")
+		if strings.Contains(first, ".") && !strings.HasPrefix(imp, "github.com/valyala/fasthttp") && !strings.HasPrefix(imp, "golang.org/x/sys") {
+			t.Errorf("proxy imports %s: only the standard library, fasthttp and golang.org/x/sys are allowed", imp)
+		}
+	}
+}
