@@ -40,6 +40,13 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	stripHopByHop(h)
 	h.ResetConnectionClose() // the client's connection, not the backend's
+	if !h.IsHTTP11() {
+		h.SetProtocol("HTTP/1.1") // keep the backend connection alive for HTTP/1.0 clients too
+	}
+	if len(h.Host()) == 0 {
+		h.SetHost(ctx.LocalAddr().String()) // HTTP/1.0 without Host
+	}
+	req.UseHostHeader = true // the client's Host goes on as it came
 	setForwarded(ctx)
 	withBody := hasBody(h)
 	retryable := !withBody && idempotent(h)
@@ -79,8 +86,13 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 		if kind != failClient {
 			b.failed.Add(1)
 		}
-		if kind == failConnect {
+		switch kind {
+		case failConnect:
 			b.markDown(err)
+		case failNoResponse:
+			// One pooled connection found dead: after a crash they all
+			// are, and a POST must not be the next to find out.
+			b.hc.CloseIdleConnections()
 		}
 		if n < maxAttempts && (kind == failConnect || kind == failNoResponse && retryable) {
 			continue

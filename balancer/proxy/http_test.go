@@ -385,7 +385,10 @@ func TestServerSentEvents(t *testing.T) {
 func TestHopByHop(t *testing.T) {
 	got := make(chan http.Header, 1)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Clone()
+		select {
+		case got <- r.Header.Clone():
+		default:
+		}
 		w.Header().Set("Connection", "X-Bar")
 		w.Header().Set("X-Bar", "1")
 		w.Header().Set("Keep-Alive", "timeout=5")
@@ -423,6 +426,10 @@ func TestHopByHop(t *testing.T) {
 	}
 	if resp.Header.Get("X-Keep") != "1" || resp.StatusCode != 200 {
 		t.Errorf("response: %d, X-Keep %q", resp.StatusCode, resp.Header.Get("X-Keep"))
+	}
+	// HTTP/1.0 without Host still reaches the backend.
+	if out, _ := rawRequest(t, addr, "GET / HTTP/1.0\r\n\r\n", 3*time.Second); !strings.Contains(out, " 200 ") || !strings.HasSuffix(out, "ok") {
+		t.Errorf("HTTP/1.0 request without Host: %q", out)
 	}
 }
 
