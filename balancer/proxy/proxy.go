@@ -208,7 +208,10 @@ func New(cfg Config) (*Proxy, error) {
 // Listener returns a listener on the socket f, as the balancer registry
 // hands it out (blocking, CLOEXEC). It works on a duplicate of the fd:
 // closing the listener (Close does) leaves f and the registry's socket
-// open, and f stays the caller's to close.
+// open, and f stays the caller's to close. The duplicate is put in
+// non-blocking mode for Go's poller, and O_NONBLOCK belongs to the open
+// socket, not the fd: f becomes non-blocking too (harmless in proxy mode,
+// where no worker inherits the public socket).
 func Listener(f *os.File) (net.Listener, error) {
 	ln, err := net.FileListener(f)
 	if err != nil {
