@@ -46,6 +46,9 @@ const (
 	markDownFor = 2 * time.Second
 	// maxAttempts bounds the backends one request is tried on.
 	maxAttempts = 3
+	// reclaimBatch is how many idle keep-alive connections are closed at
+	// once when MaxConns is reached.
+	reclaimBatch = 16
 	// closeTimeout bounds Close's wait for goroutines.
 	closeTimeout = 5 * time.Second
 )
@@ -63,9 +66,10 @@ type Config struct {
 	// and only the clients of a backend that leaves move.
 	Sticky bool
 
-	// MaxConns limits open client connections, idle keep-alive ones
-	// included (default 10000). Past it the proxy stops accepting; new
-	// connections wait in the listen queue.
+	// MaxConns limits open client connections (default 10000). At the
+	// limit, keep-alive connections idle between two requests are closed
+	// to make room; if none is idle, new connections wait in the listen
+	// queue until one closes.
 	MaxConns int
 	// ReadTimeout bounds reading a request's header, from its first byte
 	// (default 60s; a slowloris client is cut by it), and then every read
@@ -178,7 +182,6 @@ func New(cfg Config) (*Proxy, error) {
 		slots:    make(chan struct{}, cfg.MaxConns),
 		closing:  make(chan struct{}),
 	}
-	p.clients.conns = map[net.Conn]struct{}{}
 	p.rotation.Store(&[]*backend{})
 	if cfg.Protocol == ProtocolHTTP {
 		p.srv = &fasthttp.Server{
@@ -338,10 +341,41 @@ func (p *Proxy) Close() error {
 // connState tracks the http server's client connections: they hold a
 // MaxConns slot until they close, and Close closes them.
 func (p *Proxy) connState(c net.Conn, s fasthttp.ConnState) {
-	if s == fasthttp.StateClosed {
+	switch s {
+	case fasthttp.StateClosed:
 		p.clients.remove(c, p)
+	case fasthttp.StateIdle:
+		p.clients.setIdle(c, true)
+	case fasthttp.StateActive:
+		p.clients.setIdle(c, false)
 	}
 	// StateHijacked: the upgrade's splice removes it when it ends.
+}
+
+// takeSlot waits for a MaxConns slot; false once the proxy is closing.
+// When every slot is taken, keep-alive connections waiting for their next
+// request make room (nginx reuses its connections the same way), so idle
+// clients never lock busy ones out; a client whose idle connection is
+// closed opens a new one, as after IdleTimeout.
+func (p *Proxy) takeSlot() bool {
+	for {
+		select {
+		case p.slots <- struct{}{}:
+			return true
+		default:
+		}
+		p.clients.closeIdle(reclaimBatch)
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case p.slots <- struct{}{}:
+			t.Stop()
+			return true
+		case <-p.closing:
+			t.Stop()
+			return false
+		case <-t.C: // connections that went idle meanwhile can make room
+		}
+	}
 }
 
 // limitListener holds a MaxConns slot per accepted connection and survives
@@ -364,9 +398,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	p := l.p
 	var backoff time.Duration
 	for {
-		select {
-		case p.slots <- struct{}{}:
-		case <-p.closing:
+		if !p.takeSlot() {
 			return nil, net.ErrClosed
 		}
 		c, err := l.Listener.Accept()
@@ -402,11 +434,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // splices and upgrades), so that Close can close the one and wait for the
 // other.
 type connGroup struct {
+	conns sync.Map // net.Conn → *clientConn
+
 	mu     sync.Mutex
 	closed bool
-	conns  map[net.Conn]struct{}
 	busy   int
 	idle   chan struct{} // made by wait; closed when busy reaches 0
+}
+
+// clientConn is what the group knows of one client connection.
+type clientConn struct {
+	idle atomic.Bool // http: between two requests of a keep-alive connection
 }
 
 // add registers c; false once the group is closed.
@@ -416,19 +454,36 @@ func (g *connGroup) add(c net.Conn) bool {
 	if g.closed {
 		return false
 	}
-	g.conns[c] = struct{}{}
+	g.conns.Store(c, &clientConn{})
 	return true
 }
 
 // remove forgets c and frees its slot; a second remove is a no-op.
 func (g *connGroup) remove(c net.Conn, p *Proxy) {
-	g.mu.Lock()
-	_, ok := g.conns[c]
-	delete(g.conns, c)
-	g.mu.Unlock()
-	if ok {
+	if _, ok := g.conns.LoadAndDelete(c); ok {
 		<-p.slots
 	}
+}
+
+// setIdle records whether c waits for its next request.
+func (g *connGroup) setIdle(c net.Conn, idle bool) {
+	if v, ok := g.conns.Load(c); ok {
+		v.(*clientConn).idle.Store(idle)
+	}
+}
+
+// closeIdle closes up to n keep-alive connections that wait for their next
+// request, and returns how many it closed.
+func (g *connGroup) closeIdle(n int) int {
+	closed := 0
+	g.conns.Range(func(k, v any) bool {
+		if v.(*clientConn).idle.CompareAndSwap(true, false) {
+			k.(net.Conn).Close()
+			closed++
+		}
+		return closed < n
+	})
+	return closed
 }
 
 // enter counts a goroutine in; false once the group is closed.
@@ -456,14 +511,11 @@ func (g *connGroup) leave() {
 func (g *connGroup) closeAll() {
 	g.mu.Lock()
 	g.closed = true
-	cs := make([]net.Conn, 0, len(g.conns))
-	for c := range g.conns {
-		cs = append(cs, c)
-	}
 	g.mu.Unlock()
-	for _, c := range cs {
-		c.Close()
-	}
+	g.conns.Range(func(k, _ any) bool {
+		k.(net.Conn).Close()
+		return true
+	})
 }
 
 // wait returns when no goroutine is in, or with ctx's error.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -65,5 +67,49 @@ func TestListenerFromFile(t *testing.T) {
 	}
 	if _, err := Listener(os.Stdin); err == nil {
 		t.Error("Listener(stdin): no error")
+	}
+}
+
+// TestMaxConnsReclaimsIdle: with every MaxConns slot held by an idle
+// keep-alive connection, a new client is served at once and an idle one
+// is closed to make room.
+func TestMaxConnsReclaimsIdle(t *testing.T) {
+	be := newBackend(t, ok)
+	p, addr := startProxy(t, Config{MaxConns: 20})
+	p.Add(1, "tcp", be.addr)
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for i := range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if status, err := readStatus(bufio.NewReader(c)); err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
+			t.Fatalf("idle connection %d: %q %v", i, status, err)
+		}
+	}
+	t0 := time.Now()
+	if code, _, err := get(t, client(t, 1), "http://"+addr+"/"); err != nil || code != 200 {
+		t.Fatalf("21st client: %d %v", code, err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("21st client waited %v", d)
+	}
+	closed := 0
+	for _, c := range idle {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+	}
+	if closed == 0 {
+		t.Error("no idle connection was closed to make room")
 	}
 }
