@@ -11,9 +11,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// longBody is the body size past which a response's write deadline (and
-// an upload's read deadline) move with progress instead of covering the
-// whole body at once.
+// longBody is the size past which a response body's write deadline moves
+// with progress instead of covering the whole body at once (an upload's
+// read deadline always moves).
 const longBody = 1 << 20
 
 // serveHTTP forwards one request. The backend is picked per request; the
@@ -86,10 +86,11 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 		if kind != failClient {
 			b.failed.Add(1)
 		}
-		switch kind {
-		case failConnect:
+		var de *dialError
+		switch {
+		case errors.As(err, &de): // not ErrNoFreeConns: a full pool is no sign of ill health
 			b.markDown(err)
-		case failNoResponse:
+		case kind == failNoResponse:
 			// One pooled connection found dead: after a crash they all
 			// are, and a POST must not be the next to find out.
 			b.hc.CloseIdleConnections()
