@@ -54,7 +54,7 @@ func (r *Registry) Bind(app *config.App) (*Set, error) {
 	if mode == "" {
 		mode = config.BalanceShared
 	}
-	if mode != config.BalanceShared && mode != config.BalanceReusePort {
+	if mode != config.BalanceShared && mode != config.BalanceReusePort && mode != config.BalanceProxy {
 		return nil, fmt.Errorf("app %s: balance %q is not supported by this version", app.Name, mode)
 	}
 	set := &Set{App: app.Name, Mode: mode, reg: r, slots: map[int][]*Socket{}}
@@ -76,7 +76,7 @@ func (r *Registry) Bind(app *config.App) (*Set, error) {
 		set.listens = append(set.listens, l)
 	}
 	var err error
-	if mode == config.BalanceShared {
+	if mode == config.BalanceShared || mode == config.BalanceProxy {
 		set.socks, err = bindAll(set.listens, false)
 	} else if len(set.listens) > 0 {
 		set.slots[0], err = bindAll(set.listens, true)

@@ -64,8 +64,9 @@ type Router interface {
 	// Drain takes the worker out of the rotation; the channel closes when
 	// the requests or connections it was serving have finished.
 	Drain(pid int) <-chan struct{}
-	// Down forgets the worker: its process is gone.
-	Down(pid int)
+	// Down forgets the worker and frees its address: its process is gone
+	// (whether or not it ever became ready).
+	Down(pid int, network, addr string)
 }
 
 // Starter starts worker processes (workers.Spawner implements it).
@@ -721,7 +722,7 @@ func (s *Supervisor) becomeReady(w *worker, how string) {
 func (s *Supervisor) exited(w *worker, st workers.ExitStatus) {
 	w.stopTimers()
 	if s.opts.Router != nil && w.proc != nil {
-		s.opts.Router.Down(w.proc.PID)
+		s.opts.Router.Down(w.proc.PID, w.network, w.addr)
 	}
 	w.routed, w.draining = false, false
 	uptime := s.clock.Now().Sub(w.started)

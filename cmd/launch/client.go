@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -214,7 +215,12 @@ func newLsCmd() *cobra.Command {
 // printWorkers writes `ls`'s table.
 func printWorkers(w io.Writer, rows []workerJSON, color bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tINSTANCE\tPID\tSTATE\tUPTIME\tRESTARTS\tCPU\tMEMORY")
+	proxied := slices.ContainsFunc(rows, func(r workerJSON) bool { return r.Requests != nil })
+	head := "APP\tINSTANCE\tPID\tSTATE\tUPTIME\tRESTARTS\tCPU\tMEMORY"
+	if proxied {
+		head += "\tREQUESTS"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range rows {
 		pid, uptime, cpu, mem := "-", "-", "-", "-"
 		if r.PID != 0 {
@@ -229,7 +235,15 @@ func printWorkers(w io.Writer, rows []workerJSON, color bool) {
 		if r.Incoming {
 			inst += " (new)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.App, inst, pid, colorState(r.State, color), uptime, r.Restarts, cpu, mem)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", r.App, inst, pid, colorState(r.State, color), uptime, r.Restarts, cpu, mem)
+		if proxied {
+			req := "-"
+			if r.Requests != nil {
+				req = strconv.FormatUint(*r.Requests, 10)
+			}
+			fmt.Fprintf(tw, "\t%s", req)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/launch-go/launch/balancer/proxy"
 	"github.com/launch-go/launch/config"
 	"github.com/launch-go/launch/recovery"
 	"github.com/launch-go/launch/workers"
@@ -171,6 +172,9 @@ type workerJSON struct {
 	Incoming    bool      `json:"incoming,omitempty"`
 	LastExit    string    `json:"last_exit,omitempty"`
 	Since       time.Time `json:"since"`
+	// Requests (proxy mode) is how many requests (http) or connections
+	// (tcp) the worker has taken from the proxy.
+	Requests *uint64 `json:"requests,omitempty"`
 }
 
 // snapshotApps returns the running apps (loop goroutine copy).
@@ -198,6 +202,10 @@ func (m *master) listWorkers(name string) ([]workerJSON, error) {
 		if name != "" && name != "all" && a.cfg.Name != name {
 			continue
 		}
+		var stats map[int]proxy.BackendStats
+		if a.router != nil {
+			stats = a.router.Stats()
+		}
 		for _, wi := range a.sup.Workers() {
 			r := workerJSON{App: wi.App, Instance: wi.Instance, PID: wi.PID, State: wi.State.String(),
 				Restarts: wi.Restarts, Incoming: wi.Incoming, LastExit: wi.LastExit, Since: wi.Since}
@@ -206,6 +214,13 @@ func (m *master) listWorkers(name string) ([]workerJSON, error) {
 			}
 			if u, ok := m.monitor.usage(wi.PID); ok {
 				r.CPUPercent, r.MemoryBytes, r.MemoryKind = u.CPUPercent, u.Memory, u.MemoryKind
+			}
+			if st, ok := stats[wi.PID]; ok && wi.PID != 0 {
+				n := st.Served
+				r.Requests = &n
+			} else if stats != nil {
+				var zero uint64
+				r.Requests = &zero
 			}
 			rows = append(rows, r)
 		}

@@ -56,6 +56,8 @@ type app struct {
 	scaled int
 	// removing: a reload dropped the app from the file; it is stopping.
 	removing bool
+	// router is the app's proxy in balance: proxy.
+	router *balancer.Router
 }
 
 // runMaster is `launch APPFILE`: it returns an *exitError for every
@@ -122,7 +124,7 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	}
 
 	m := &master{
-		opts: o, name: name, say: say, out: out, reg: reg, spawner: spawner,
+		opts: o, name: name, say: say, out: out, reg: reg, spawner: spawner, runDir: runDir,
 		cpus: runtime.GOMAXPROCS(0), override: override, overrideSet: overrideSet,
 		ready: map[string]bool{}, cmds: make(chan func()), loopDone: make(chan struct{}),
 		events: make(chan recovery.Event, 256), reloads: make(chan reloadRequest),
@@ -141,9 +143,13 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	defer stopMonitor()
 	defer m.logs.close()
 	for _, a := range running {
-		m.startApp(a)
+		if err := m.startApp(a); err != nil {
+			m.stopApps(true)
+			return &exitError{code: exitFailure, err: err}
+		}
 	}
 	m.apps = running
+	defer m.closeRouters()
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
@@ -217,6 +223,7 @@ type master struct {
 	out         *workers.Log
 	reg         *balancer.Registry
 	spawner     *workers.Spawner
+	runDir      string
 	cpus        int
 	override    int
 	overrideSet bool
@@ -313,11 +320,22 @@ func (m *master) count(a *app) int {
 	return a.cfg.Count(m.cpus)
 }
 
-// startApp starts a's supervisor (loop goroutine).
-func (m *master) startApp(a *app) {
+// startApp starts a's supervisor (loop goroutine), and in proxy mode its
+// proxy first.
+func (m *master) startApp(a *app) error {
 	m.logs.openFiles(a.cfg, m.say)
 	n := m.count(a)
-	if a.sockets.Len() > 0 {
+	var router recovery.Router
+	if a.cfg.Balance == config.BalanceProxy {
+		name := a.cfg.Name
+		r, err := balancer.NewRouter(a.cfg, a.sockets, m.runDir, func(f string, args ...any) { m.say(name+": proxy: "+f, args...) })
+		if err != nil {
+			return err
+		}
+		a.router, router = r, r
+		pc := a.cfg.Proxy
+		m.say("%s: %d %s behind a %s proxy on %s (%s; workers on private %s addresses)", a.cfg.Name, n, plural(n, "worker"), pc.Protocol, a.sockets, pc.Strategy, pc.To)
+	} else if a.sockets.Len() > 0 {
 		how := "shared socket"
 		if a.sockets.PerSlot() {
 			how = "a SO_REUSEPORT socket per worker"
@@ -327,18 +345,29 @@ func (m *master) startApp(a *app) {
 		m.say("%s: %d %s (no sockets)", a.cfg.Name, n, plural(n, "worker"))
 	}
 	var sockets recovery.Sockets
-	if a.sockets.Len() > 0 {
+	if a.sockets.Len() > 0 && router == nil {
 		sockets = a.sockets
 	}
 	a.sup = recovery.Start(recovery.Options{
 		App:       a.cfg,
 		Instances: n,
 		Sockets:   sockets,
+		Router:    router,
 		Starter:   m.spawner,
 		Output:    m.out,
 		Environ:   os.Environ(),
 		Notify:    m.notify,
 	})
+	return nil
+}
+
+// closeRouters stops every proxy (the workers are gone by then).
+func (m *master) closeRouters() {
+	for _, a := range m.apps {
+		if a.router != nil {
+			a.router.Close()
+		}
+	}
 }
 
 // findApp returns the running app called name (loop goroutine).

@@ -216,8 +216,12 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 		}
 		plan := reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg, c),
 			rescale: a.cfg.Instances != c.Instances || a.cfg.InstancesSet != c.InstancesSet}
+		if why := proxyChange(a.cfg, c); why != "" {
+			abort()
+			return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
+		}
 		if why := socketChange(a.cfg, c); why != "" {
-			if a.cfg.Balance != c.Balance || a.sockets.PerSlot() || (len(a.cfg.Listen) == 0) != (len(c.Listen) == 0) {
+			if a.cfg.Balance != c.Balance || a.sockets.PerSlot() || a.router != nil || (len(a.cfg.Listen) == 0) != (len(c.Listen) == 0) {
 				abort()
 				return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
 			}
@@ -252,7 +256,12 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 		}
 	}
 	for _, a := range bound {
-		m.startApp(a)
+		if err := m.startApp(a); err != nil {
+			a.sockets.Close()
+			m.say("reload: %s: %v", a.cfg.Name, err)
+			res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "failed", Error: err.Error()})
+			continue
+		}
 		m.apps = append(m.apps, a)
 		res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "added"})
 		emit(reloadEvent{App: a.cfg.Name, Instance: -1, Phase: "added"})
@@ -282,6 +291,9 @@ func (m *master) removeApp(a *app) {
 	a.sup.Stop()
 	go func() {
 		<-a.sup.Done()
+		if a.router != nil {
+			a.router.Close()
+		}
 		a.sockets.Close()
 		m.exec(func() {
 			if m.stopping {
@@ -292,6 +304,29 @@ func (m *master) removeApp(a *app) {
 			m.say("%s: stopped and removed", a.cfg.Name)
 		})
 	}()
+}
+
+// proxyChange says why a proxy app's new settings cannot apply to the
+// proxy that runs; "" when they can.
+func proxyChange(old, new *config.App) string {
+	if old.Proxy == nil || new.Proxy == nil {
+		return ""
+	}
+	var keys []string
+	for _, k := range config.Diff(old, new) {
+		switch k {
+		case "protocol", "proxy_to", "sticky", "health_check":
+			keys = append(keys, k)
+		default:
+			if strings.HasPrefix(k, "proxy.") {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return strings.Join(keys, ", ") + " changed"
 }
 
 // socketChange says why old → new cannot be rolled onto the sockets the

@@ -17,11 +17,12 @@ var allowed = map[string]struct {
 	deps   []string
 	reason string
 }{
-	"config":   {nil, "the app file model is the bottom layer"},
-	"balancer": {[]string{"config"}, "sockets are handed out as files; balancer never knows about workers"},
-	"workers":  {[]string{"config"}, "processes know nothing of restart policy or sockets' owner"},
-	"recovery": {[]string{"workers", "config"}, "recovery drives workers; it sees sockets only through its Sockets interface"},
-	"bench":    {nil, "the load generator measures launch from outside, as a user would"},
+	"config":         {nil, "the app file model is the bottom layer"},
+	"balancer":       {[]string{"config", "balancer/proxy"}, "sockets are handed out as files, or served by the proxy engine; balancer never knows about workers"},
+	"balancer/proxy": {nil, "the proxy engine forwards bytes to addresses; it knows no app file, process or socket registry"},
+	"workers":        {[]string{"config"}, "processes know nothing of restart policy or sockets' owner"},
+	"recovery":       {[]string{"workers", "config"}, "recovery drives workers; it sees sockets only through its Sockets interface"},
+	"bench":          {nil, "the load generator measures launch from outside, as a user would"},
 }
 
 func TestImportDirections(t *testing.T) {
