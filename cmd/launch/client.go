@@ -49,6 +49,16 @@ func (f *clientFlags) json() (bool, error) {
 	return false, usageError("-o %q: the only format is json", f.output)
 }
 
+// connect checks -o and finds the master.
+func (f *clientFlags) connect() (*client, bool, error) {
+	asJSON, err := f.json()
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := dialMaster(f.name)
+	return c, asJSON, err
+}
+
 // client talks HTTP to one master's control socket.
 type client struct {
 	name string
@@ -184,11 +194,7 @@ func newLsCmd() *cobra.Command {
 		Example: "  launch ls\n  launch ls web -o json | jq '.[] | select(.state != \"online\")'",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := dialMaster(f.name)
+			c, asJSON, err := f.connect()
 			if err != nil {
 				return err
 			}
@@ -285,11 +291,7 @@ func newDescribeCmd() *cobra.Command {
 		Short:   "Show one app: settings, workers, last exits and restart history with reasons",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := dialMaster(f.name)
+			c, asJSON, err := f.connect()
 			if err != nil {
 				return err
 			}
@@ -371,11 +373,7 @@ func newAppOpCmd(op, short string) *cobra.Command {
 }
 
 func runOp(cmd *cobra.Command, f *clientFlags, path string, q url.Values) error {
-	asJSON, err := f.json()
-	if err != nil {
-		return err
-	}
-	c, err := dialMaster(f.name)
+	c, asJSON, err := f.connect()
 	if err != nil {
 		return err
 	}
