@@ -146,9 +146,7 @@ type Supervisor struct {
 	stopping bool
 	// halted: a person stopped the app (`launch stop`); its workers stay
 	// stopped until Resume or Restart.
-	halted bool
-	// rolling counts replaceSlot calls in progress (reload, memory).
-	rolling     int
+	halted      bool
 	idleWaiters []chan struct{}
 	readySent   bool
 	erroredSent bool
@@ -964,11 +962,7 @@ func (s *Supervisor) replaceSlot(sl *slot, reason string, progress func(Step), d
 		done(fmt.Errorf("%s.%d: a replacement is already starting", s.app.Name, sl.index))
 		return
 	}
-	s.rolling++
-	finished := func(err error) {
-		s.rolling--
-		done(err)
-	}
+	finished := done
 	oldPID := 0
 	if sl.w.proc != nil {
 		oldPID = sl.w.proc.PID
