@@ -973,6 +973,10 @@ func (s *Supervisor) replaceSlot(sl *slot, reason string, progress func(Step), d
 		if sl.next == nw {
 			sl.next = nil
 		}
+		if err == nil && sl.removing {
+			finished(nil) // scaled away meanwhile: nothing left to replace
+			return
+		}
 		if err == nil {
 			err = fmt.Errorf("%s: replacement stopped before it was ready", nw.m.Name)
 		}
