@@ -34,7 +34,7 @@ bench-fairness: build
 	bench/fairness.sh
 
 ## e2e: the end-to-end and supervisor tests (real processes, signals, load on
-## 127.0.0.1) five times over with -race, to shake out flakes (about 3 min)
+## 127.0.0.1) five times over with -race, to shake out flakes (about 12 min)
 e2e: build
 	CGO_ENABLED=1 $(GO) test -race -count=5 -timeout 20m ./cmd/launch/ ./recovery/ ./workers/ ./balancer/
 

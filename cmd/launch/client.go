@@ -523,12 +523,13 @@ func printLogLine(w io.Writer, l logLineJSON, color bool) {
 		fmt.Fprintln(w, l.Text)
 		return
 	}
-	prefix := l.Worker + " |"
-	if l.Stderr {
-		prefix = l.Worker + " !"
-	}
+	prefix := l.Worker + " |" // as on the master's terminal; -o json has stderr
 	if color {
-		prefix = "\x1b[36m" + prefix + "\x1b[0m"
+		code := "36"
+		if l.Stderr {
+			code = "33" // stderr in yellow, on a terminal
+		}
+		prefix = "\x1b[" + code + "m" + prefix + "\x1b[0m"
 	}
 	fmt.Fprintf(w, "%s %s\n", prefix, l.Text)
 }
