@@ -73,7 +73,8 @@ Signals to the master:
   SIGQUIT           immediate stop (SIGKILL to every worker)
 
 Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
-2 on a usage or app file error (nothing was started).`,
+2 on a usage or app file error (nothing was started). Other commands: 0 done,
+1 failed (no master, no such app, a failed reload), 2 bad usage.`,
 		Example: `  launch -i max app.yaml        # one worker per CPU
   launch app.yaml -i 2          # flags may follow the file
   launch --env production ecosystem.config.js`,
@@ -92,7 +93,7 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 		},
 	}
 	cmd.Flags().StringVarP(&o.instances, "instances", "i", "", "workers per app: N, `max` (one per CPU), or -N (CPUs minus N); overrides the app file")
-	cmd.Flags().StringVar(&o.name, "name", "", "name of this master in its log and runtime directory (default: the app file's base name)")
+	cmd.Flags().StringVar(&o.name, "name", "", "name of this master: its control socket, its log (default: the app file's base name)")
 	cmd.Flags().StringVar(&o.env, "env", "", "use the app file's env_NAME section over env (PM2's --env)")
 	cmd.Flags().StringVar(&o.only, "only", "", "run only the app with this name")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
