@@ -525,6 +525,19 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 	if strings.Contains(string(b), sockPath) {
 		t.Errorf("worker inherited the master's NOTIFY_SOCKET: %q", b)
 	}
+	// A reload (SIGHUP, as Type=notify-reload sends it): RELOADING=1 with
+	// MONOTONIC_USEC, then READY=1 once it is done.
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	for _, want := range []string{"RELOADING=1\nMONOTONIC_USEC=", "READY=1"} {
+		select {
+		case msg := <-got:
+			if !strings.HasPrefix(msg, want) {
+				t.Errorf("message on reload %q, want %q", msg, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %q on reload", want)
+		}
+	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case msg := <-got:
