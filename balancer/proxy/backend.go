@@ -54,6 +54,7 @@ type backend struct {
 	failed    atomic.Uint64
 	downUntil atomic.Int64 // unix ns; passive mark: a connect failed
 	failing   atomic.Bool  // active mark: the last check failed
+	lastLog   atomic.Int64 // unix ns of the last failure logged
 
 	drained   chan struct{} // closed once out of rotation with nothing in flight
 	drainOnce sync.Once
@@ -358,7 +359,13 @@ type dialError struct {
 	err  error
 }
 
-func (e *dialError) Error() string { return fmt.Sprintf("dial %s: %v", e.addr, e.err) }
+func (e *dialError) Error() string {
+	var oe *net.OpError
+	if errors.As(e.err, &oe) { // it names the operation and the address already
+		return e.err.Error()
+	}
+	return fmt.Sprintf("dial %s: %v", e.addr, e.err)
+}
 func (e *dialError) Unwrap() error { return e.err }
 
 var errBackendGone = errors.New("backend removed")

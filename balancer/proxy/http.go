@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -96,7 +97,11 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 			b.hc.CloseIdleConnections()
 		}
 		if n < maxAttempts && (kind == failConnect || kind == failNoResponse && retryable) {
+			b.logFailure(h, err, "trying another backend")
 			continue
+		}
+		if kind != failClient {
+			b.logFailure(h, err, "answered "+strconv.Itoa(kind.status()))
 		}
 		fasthttp.ReleaseResponse(resp)
 		p.fail(ctx, kind, up)
@@ -156,6 +161,31 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, kind failure, up *upload) {
 	default:
 		ctx.Error("bad gateway\n", fasthttp.StatusBadGateway)
 	}
+}
+
+// status is the answer to a request that failed this way.
+func (f failure) status() int {
+	switch f {
+	case failClient:
+		return fasthttp.StatusBadRequest
+	case failTimeout:
+		return fasthttp.StatusGatewayTimeout
+	}
+	return fasthttp.StatusBadGateway
+}
+
+// logFailure logs a failed attempt, at most once a second per backend (a
+// dead backend fails every request routed to it until it is marked down).
+func (b *backend) logFailure(h *fasthttp.RequestHeader, err error, outcome string) {
+	now := time.Now().UnixNano()
+	last := b.lastLog.Load()
+	if now-last < int64(time.Second) || !b.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	if errors.Is(err, fasthttp.ErrConnectionClosed) { // its own text blames the backend's headers
+		err = errors.New("connection closed before the first response byte")
+	}
+	b.p.cfg.Logf("proxy: backend %d (%s): %s %s: %v; %s", b.id, b.addr, h.Method(), h.RequestURI(), err, outcome)
 }
 
 // failure classifies an error of HostClient.Do.
