@@ -135,6 +135,9 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, b *backend, resp *fasthttp.Res
 	}
 	cl := resp.Header.ContentLength()
 	rs := &respStream{r: body, resp: resp, b: b}
+	if len(resp.Header.PeekTrailerKeys()) > 0 {
+		rs.trailers = &out.Header
+	}
 	out.SetBodyStream(rs, cl)
 	if cl < 0 {
 		out.ImmediateHeaderFlush = true // event streams: headers before the first event
@@ -240,7 +243,10 @@ type headerFields interface {
 
 // hopByHop are the fields that describe one connection (RFC 9110 §7.6.1).
 // Transfer-Encoding and Trailer are framing: fasthttp consumes them when
-// it reads a message and writes its own when it sends one.
+// it reads a message and writes its own when it sends one (a body is
+// re-framed on each side, so a client cannot smuggle a second request
+// past the proxy). Trailer fields themselves are end-to-end and pass both
+// ways.
 var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Upgrade"}
 
 // stripHopByHop removes the hop-by-hop fields and every field Connection
@@ -304,11 +310,22 @@ type respStream struct {
 	ctx     *fasthttp.RequestCtx
 	timeout time.Duration
 	wdl     time.Time
+	// trailers, if set, is the client's response header: the backend's
+	// trailer fields are copied into it when the body ends (the server
+	// writes them right after the last chunk).
+	trailers *fasthttp.ResponseHeader
 }
 
 func (s *respStream) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF && s.trailers != nil {
+		for _, k := range s.resp.Header.PeekTrailerKeys() {
+			for _, v := range s.resp.Header.PeekAll(string(k)) {
+				s.trailers.AddBytesKV(k, v)
+			}
+		}
+		s.trailers = nil
+	} else if err != nil && err != io.EOF {
 		s.b.failed.Add(1) // cut off mid-body: the client sees a truncated response
 	}
 	if s.ctx != nil && n > 0 {

@@ -781,3 +781,24 @@ func TestUnixBackend(t *testing.T) {
 		t.Errorf("Probe on a unix socket: %v", err)
 	}
 }
+
+// TestTrailers: a chunked response's trailer fields reach the client.
+func TestTrailers(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	})
+	p, addr := startProxy(t, Config{})
+	p.Add(1, "tcp", be.addr)
+	resp, err := client(t, 1).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("body %q, trailer %v; want X-Checksum: abc", body, resp.Trailer)
+	}
+}

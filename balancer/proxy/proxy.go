@@ -195,11 +195,15 @@ func New(cfg Config) (*Proxy, error) {
 			IdleTimeout:                  cfg.IdleTimeout,
 			StreamRequestBody:            true, // uploads are never buffered
 			DisablePreParseMultipartForm: true, // nor parsed
-			NoDefaultServerHeader:        true,
-			NoDefaultContentType:         true,
-			NoDefaultDate:                true,
-			CloseOnShutdown:              true,
-			SecureErrorLogMessage:        true,
+			// The backend's Server and Content-Type pass through and
+			// none is made up. Date: a proxied response gets the proxy's
+			// (fasthttp replaces the backend's, as nginx does); the
+			// proxy's own short error answers carry none.
+			NoDefaultServerHeader: true,
+			NoDefaultContentType:  true,
+			NoDefaultDate:         true,
+			CloseOnShutdown:       true,
+			SecureErrorLogMessage: true,
 			// Idle keep-alive connections give their (MaxHeaderBytes)
 			// read buffer back, so 10,000 idle clients cost little.
 			ReduceMemoryUsage: true,
@@ -238,10 +242,12 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 	p.listeners = append(p.listeners, l)
 	p.lnMu.Unlock()
+	var err error
 	if p.cfg.Protocol == ProtocolTCP {
-		return p.serveTCP(l)
+		err = p.serveTCP(l)
+	} else {
+		err = p.srv.Serve(l)
 	}
-	err := p.srv.Serve(l)
 	if err != nil && p.isClosing() {
 		err = nil
 	}
