@@ -116,8 +116,9 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, b *backend, resp *fasthttp.Res
 	b.served.Add(1)
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// Not asked for (upgrades take serveUpgrade): the connection is
-		// in an unknown protocol now.
+		// in an unknown protocol now, and fasthttp pooled it.
 		fasthttp.ReleaseResponse(resp)
+		b.hc.CloseIdleConnections()
 		b.release()
 		ctx.Error("bad gateway: unexpected 101 from backend\n", fasthttp.StatusBadGateway)
 		return
