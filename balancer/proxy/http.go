@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -96,7 +97,11 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx) {
 			b.hc.CloseIdleConnections()
 		}
 		if n < maxAttempts && (kind == failConnect || kind == failNoResponse && retryable) {
+			b.logFailure(h, err, "trying another backend")
 			continue
+		}
+		if kind != failClient {
+			b.logFailure(h, err, "answered "+strconv.Itoa(kind.status()))
 		}
 		fasthttp.ReleaseResponse(resp)
 		p.fail(ctx, kind, up)
@@ -111,8 +116,9 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, b *backend, resp *fasthttp.Res
 	b.served.Add(1)
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// Not asked for (upgrades take serveUpgrade): the connection is
-		// in an unknown protocol now.
+		// in an unknown protocol now, and fasthttp pooled it.
 		fasthttp.ReleaseResponse(resp)
+		b.hc.CloseIdleConnections()
 		b.release()
 		ctx.Error("bad gateway: unexpected 101 from backend\n", fasthttp.StatusBadGateway)
 		return
@@ -130,6 +136,9 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, b *backend, resp *fasthttp.Res
 	}
 	cl := resp.Header.ContentLength()
 	rs := &respStream{r: body, resp: resp, b: b}
+	if len(resp.Header.PeekTrailerKeys()) > 0 {
+		rs.trailers = &out.Header
+	}
 	out.SetBodyStream(rs, cl)
 	if cl < 0 {
 		out.ImmediateHeaderFlush = true // event streams: headers before the first event
@@ -156,6 +165,31 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, kind failure, up *upload) {
 	default:
 		ctx.Error("bad gateway\n", fasthttp.StatusBadGateway)
 	}
+}
+
+// status is the answer to a request that failed this way.
+func (f failure) status() int {
+	switch f {
+	case failClient:
+		return fasthttp.StatusBadRequest
+	case failTimeout:
+		return fasthttp.StatusGatewayTimeout
+	}
+	return fasthttp.StatusBadGateway
+}
+
+// logFailure logs a failed attempt, at most once a second per backend (a
+// dead backend fails every request routed to it until it is marked down).
+func (b *backend) logFailure(h *fasthttp.RequestHeader, err error, outcome string) {
+	now := time.Now().UnixNano()
+	last := b.lastLog.Load()
+	if now-last < int64(time.Second) || !b.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	if errors.Is(err, fasthttp.ErrConnectionClosed) { // its own text blames the backend's headers
+		err = errors.New("connection closed before the first response byte")
+	}
+	b.p.cfg.Logf("proxy: backend %d (%s): %s %s: %v; %s", b.id, b.addr, h.Method(), h.RequestURI(), err, outcome)
 }
 
 // failure classifies an error of HostClient.Do.
@@ -210,7 +244,10 @@ type headerFields interface {
 
 // hopByHop are the fields that describe one connection (RFC 9110 §7.6.1).
 // Transfer-Encoding and Trailer are framing: fasthttp consumes them when
-// it reads a message and writes its own when it sends one.
+// it reads a message and writes its own when it sends one (a body is
+// re-framed on each side, so a client cannot smuggle a second request
+// past the proxy). Trailer fields themselves are end-to-end and pass both
+// ways.
 var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Upgrade"}
 
 // stripHopByHop removes the hop-by-hop fields and every field Connection
@@ -274,11 +311,22 @@ type respStream struct {
 	ctx     *fasthttp.RequestCtx
 	timeout time.Duration
 	wdl     time.Time
+	// trailers, if set, is the client's response header: the backend's
+	// trailer fields are copied into it when the body ends (the server
+	// writes them right after the last chunk).
+	trailers *fasthttp.ResponseHeader
 }
 
 func (s *respStream) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF && s.trailers != nil {
+		for _, k := range s.resp.Header.PeekTrailerKeys() {
+			for _, v := range s.resp.Header.PeekAll(string(k)) {
+				s.trailers.AddBytesKV(k, v)
+			}
+		}
+		s.trailers = nil
+	} else if err != nil && err != io.EOF {
 		s.b.failed.Add(1) // cut off mid-body: the client sees a truncated response
 	}
 	if s.ctx != nil && n > 0 {

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 // startProxy serves cfg on 127.0.0.1:0 until the test ends.
 func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
 	t.Helper()
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

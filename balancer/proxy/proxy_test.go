@@ -113,3 +113,44 @@ func TestMaxConnsReclaimsIdle(t *testing.T) {
 		t.Error("no idle connection was closed to make room")
 	}
 }
+
+// TestBackendSetEdges: Drain, Remove and Add on unknown, draining and
+// closed states.
+func TestBackendSetEdges(t *testing.T) {
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Drain(99):
+	default:
+		t.Error("Drain of an unknown id: channel open")
+	}
+	p.Remove(99)
+	p.Add(2, "tcp", "127.0.0.1:1")
+	p.Add(1, "tcp", "127.0.0.1:2")
+	d1, d2 := p.Drain(1), p.Drain(1)
+	if d1 != d2 {
+		t.Error("Drain twice: two channels")
+	}
+	select {
+	case <-d1:
+	default:
+		t.Error("Drain with nothing in flight: channel open")
+	}
+	st := p.Stats()
+	if len(st) != 2 || st[0].ID != 1 || st[0].State != "draining" || st[1].State != "active" {
+		t.Errorf("Stats: %+v", st)
+	}
+	p.Add(1, "tcp", "127.0.0.1:2") // a new worker under a draining id replaces it
+	if s, _ := stat(p, 1); s.State != "active" {
+		t.Errorf("Add over a draining id: %+v", s)
+	}
+	if err := p.Close(); err != nil {
+		t.Error(err)
+	}
+	p.Add(3, "tcp", "127.0.0.1:3")
+	if st := p.Stats(); len(st) != 0 {
+		t.Errorf("Stats after Close: %+v", st)
+	}
+}
