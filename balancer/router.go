@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/launch-go/launch/balancer/proxy"
 	"github.com/launch-go/launch/config"
@@ -45,9 +46,16 @@ func NewRouter(app *config.App, set *Set, runDir string, logf func(string, ...an
 	if pc == nil {
 		return nil, fmt.Errorf("app %s: not in balance proxy", app.Name)
 	}
+	// The app file's 0 means no limit; the engine's 0 means its default.
+	limit := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return 100 * 365 * 24 * time.Hour
+		}
+		return d
+	}
 	p, err := proxy.New(proxy.Config{
 		Protocol: pc.Protocol, Strategy: pc.Strategy, Sticky: pc.Sticky,
-		MaxConns: pc.MaxConns, ReadTimeout: pc.ReadTimeout, WriteTimeout: pc.WriteTimeout, IdleTimeout: pc.IdleTimeout,
+		MaxConns: pc.MaxConns, ReadTimeout: limit(pc.ReadTimeout), WriteTimeout: limit(pc.WriteTimeout), IdleTimeout: limit(pc.IdleTimeout),
 		MaxHeaderBytes: pc.MaxHeaderBytes,
 		HealthPath:     pc.HealthPath, HealthInterval: pc.HealthInterval, HealthTimeout: pc.HealthTimeout,
 		Logf: logf,
