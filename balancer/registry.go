@@ -160,7 +160,11 @@ func (s *Set) Port() int {
 }
 
 // Len is the number of addresses.
-func (s *Set) Len() int { return len(s.listens) }
+func (s *Set) Len() int {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	return len(s.listens)
+}
 
 // Sockets is the number of sockets held now (in reuseport mode, one per
 // address per slot).
@@ -287,6 +291,10 @@ type Relisten struct {
 	socks   []*Socket
 	added   []*Socket
 	removed []*Socket
+	// what the set had, for Revert
+	oldListens []config.Listen
+	oldSocks   []*Socket
+	oldNames   []string
 }
 
 // PrepareListen binds app's addresses that the set does not hold yet.
@@ -299,7 +307,10 @@ func (s *Set) PrepareListen(app *config.App) (*Relisten, error) {
 	s.reg.mu.Lock()
 	old, oldSocks := s.listens, s.socks
 	s.reg.mu.Unlock()
-	r := &Relisten{set: s}
+	r := &Relisten{set: s, oldListens: old, oldSocks: oldSocks}
+	for _, k := range oldSocks {
+		r.oldNames = append(r.oldNames, k.Name)
+	}
 	kept := map[int]bool{}
 	for _, l := range app.Listen {
 		if l.Name == "" {
@@ -340,10 +351,25 @@ func (r *Relisten) Commit() {
 		k.Name = r.listens[i].Name
 	}
 	r.set.listens, r.set.socks = r.listens, r.socks
-	r.added = nil
 }
 
-// Abort closes the sockets bound for a change that will not happen.
+// Revert undoes a Commit whose roll failed: the set hands out its old
+// sockets again (the old workers still serve them), and the master's
+// copies of the added ones close (new workers that inherited them keep
+// serving them until they stop).
+func (r *Relisten) Revert() {
+	r.set.reg.mu.Lock()
+	r.set.listens, r.set.socks = r.oldListens, r.oldSocks
+	for i, k := range r.oldSocks {
+		k.Name = r.oldNames[i]
+	}
+	r.set.reg.mu.Unlock()
+	r.Abort()
+	r.removed = nil
+}
+
+// Abort closes the sockets bound for a change that will not happen (or,
+// after Revert, the master's copies of them).
 func (r *Relisten) Abort() {
 	for _, k := range r.added {
 		k.close()

@@ -115,6 +115,7 @@ func (s *Supervisor) Resume() (int, error) {
 			}
 		}
 		s.erroredSent = false
+		s.releaseIdle()
 		return n
 	})
 }
@@ -147,8 +148,18 @@ func (s *Supervisor) Restart() (int, error) {
 			n++
 		}
 		s.erroredSent = false
+		s.releaseIdle()
 		return n
 	})
+}
+
+// releaseIdle ends the waits of Halt callers: the app was started again,
+// so "every worker gone" will not come.
+func (s *Supervisor) releaseIdle() {
+	for _, ch := range s.idleWaiters {
+		close(ch)
+	}
+	s.idleWaiters = nil
 }
 
 // Signal sends sig to the process group of every worker that runs. It
@@ -207,6 +218,7 @@ func (s *Supervisor) Reload(app *config.App, parallel int, progress func(Step)) 
 			reply <- ErrStopped
 			return
 		}
+		old := s.app
 		if app != nil {
 			s.app = app
 			s.policy = PolicyFor(app)
@@ -215,7 +227,17 @@ func (s *Supervisor) Reload(app *config.App, parallel int, progress func(Step)) 
 			reply <- nil // a stopped app stays stopped; its next start uses app
 			return
 		}
-		s.roll(s.activeSlots(), parallel, progress, reply)
+		// The new settings hold only if the roll succeeds: after a failed
+		// one, the workers not replaced (and their restarts) keep the old.
+		rolled := make(chan error, 1)
+		s.roll(s.activeSlots(), parallel, progress, rolled)
+		s.forward(rolled, func(err error) {
+			if err != nil && app != nil && s.app == app {
+				s.app = old
+				s.policy = PolicyFor(old)
+			}
+			reply <- err
+		})
 	})
 	if err != nil {
 		return err
@@ -226,6 +248,24 @@ func (s *Supervisor) Reload(app *config.App, parallel int, progress func(Step)) 
 	case <-s.done:
 		return ErrStopped
 	}
+}
+
+// forward calls fn on the supervisor goroutine with the one value ch gets
+// (sent there by the roll, also on the supervisor goroutine, or at once).
+func (s *Supervisor) forward(ch <-chan error, fn func(error)) {
+	select {
+	case err := <-ch:
+		fn(err)
+		return
+	default:
+	}
+	go func() {
+		select {
+		case err := <-ch:
+			s.do(func() { fn(err) })
+		case <-s.done:
+		}
+	}()
 }
 
 // App returns the configuration the supervisor runs now.

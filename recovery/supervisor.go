@@ -41,6 +41,13 @@ type Sockets interface {
 	CloseSlot(slot int) error
 }
 
+// busyRetry is how often a roll looks again at a slot whose other
+// replacement (max_memory_restart) is still running.
+const busyRetry = 100 * time.Millisecond
+
+// errHalted ends a replacement asked of an app stopped by request.
+var errHalted = errors.New("the app was stopped by request")
+
 // slotPauseBound: in per-slot mode, a slot whose worker will be back
 // within this delay keeps its socket listening (connections wait for the
 // replacement); a longer backoff pauses it, so the kernel sends new
@@ -289,6 +296,32 @@ func (s *Supervisor) Scale(n int) error {
 	return s.do(func() { s.scale(n) })
 }
 
+// ScaleWith sets the number of slots to to(current), on the supervisor
+// goroutine, so that concurrent relative changes (+1, -1) are not lost.
+// It returns the counts before and after.
+func (s *Supervisor) ScaleWith(to func(cur int) (int, error)) (from, n int, err error) {
+	type result struct {
+		from, n int
+		err     error
+	}
+	r, derr := call(s, func() result {
+		cur := len(s.activeSlots())
+		n, err := to(cur)
+		if err == nil && n < 1 {
+			err = fmt.Errorf("scale %s to %d: at least 1 instance", s.app.Name, n)
+		}
+		if err != nil {
+			return result{cur, cur, err}
+		}
+		s.scale(n)
+		return result{cur, n, nil}
+	})
+	if derr != nil {
+		return 0, 0, derr
+	}
+	return r.from, r.n, r.err
+}
+
 // Size returns the current number of slots (not counting slots that are
 // being removed).
 func (s *Supervisor) Size() int {
@@ -518,7 +551,11 @@ func (s *Supervisor) launch(w *worker) {
 	}
 	go s.watch(w, p, w.gen)
 	if k := s.app.Ready.Kind; s.opts.Router != nil && (k == config.ReadyListen || k == config.ReadyHTTP) {
-		go s.probe(w, p, w.gen, network, addr)
+		path := ""
+		if k == config.ReadyHTTP {
+			path = s.app.Ready.Path
+		}
+		go s.probe(w, p, w.gen, network, addr, path, s.app.ListenTimeout)
 	}
 }
 
@@ -573,12 +610,8 @@ func (s *Supervisor) watch(w *worker, p *workers.Process, gen int) {
 // answers 2xx on the ready path), then reports it ready. It ends with the
 // process, the supervisor, or the listen_timeout (whose timer stops the
 // worker).
-func (s *Supervisor) probe(w *worker, p *workers.Process, gen int, network, addr string) {
-	path := ""
-	if s.app.Ready.Kind == config.ReadyHTTP {
-		path = s.app.Ready.Path
-	}
-	deadline := time.Now().Add(s.app.ListenTimeout)
+func (s *Supervisor) probe(w *worker, p *workers.Process, gen int, network, addr, path string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := s.opts.Router.Probe(ctx, network, addr, path)
@@ -856,6 +889,11 @@ func (s *Supervisor) hint(w *worker, st workers.ExitStatus) {
 		l := strings.ToLower(line)
 		if strings.Contains(l, "eaddrinuse") || strings.Contains(l, "address already in use") {
 			s.hinted["addrinuse"] = true
+			if s.opts.Router != nil {
+				s.note("%s exited (%s) with \"address already in use\": in balance proxy each worker gets a port of its own "+
+					"in $PORT (and $HOST); make the app listen there, not on a fixed port.", w.m.Name, st)
+				return
+			}
 			s.note("%s exited (%s) with \"address already in use\": the app binds its own port instead of "+
 				"using the socket launch passes as fd 3 (LISTEN_FDS). Make it use the inherited socket, "+
 				"or set `balance: proxy` for apps that can only bind a port.", w.m.Name, st)
@@ -951,6 +989,10 @@ func (s *Supervisor) replaceSlot(sl *slot, reason string, progress func(Step), d
 	if progress == nil {
 		progress = func(Step) {}
 	}
+	if s.halted || s.stopping {
+		done(errHalted)
+		return
+	}
 	step := func(phase Phase, pid, oldPID int, err error) {
 		progress(Step{App: s.app.Name, Instance: sl.index, Phase: phase, PID: pid, OldPID: oldPID, Err: err})
 	}
@@ -1028,9 +1070,26 @@ func (s *Supervisor) roll(slots []*slot, parallel int, progress func(Step), repl
 				firstErr = ErrStopped
 				break
 			}
+			if s.halted {
+				firstErr = errHalted
+				break
+			}
 			sl := slots[0]
 			slots = slots[1:]
 			inflight++
+			if sl.next != nil && !sl.removing {
+				// Another replacement (max_memory_restart) runs in this
+				// slot: wait for it, then replace the slot again, so the
+				// reload's settings and binary are what serve.
+				s.clock.AfterFunc(busyRetry, func() {
+					s.do(func() {
+						inflight--
+						slots = append([]*slot{sl}, slots...)
+						next()
+					})
+				})
+				continue
+			}
 			s.replaceSlot(sl, ReasonReload, progress, func(err error) {
 				inflight--
 				if err != nil && firstErr == nil {

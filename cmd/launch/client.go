@@ -77,6 +77,14 @@ func dialMaster(name string) (*client, error) {
 	if err != nil {
 		return nil, noMaster("%v", err)
 	}
+	if err := validName(name); name != "" && err != nil {
+		return nil, usageError("%v", err)
+	}
+	if _, err := os.Stat(home); err == nil {
+		if err := checkHome(home); err != nil {
+			return nil, noMaster("%v", err)
+		}
+	}
 	if name != "" {
 		c := newClient(home, name)
 		if err := c.ping(); err != nil {
@@ -161,7 +169,11 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values) (*ht
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, &exitError{code: exitFailure, err: errors.New(e.Error)}
+		code := exitFailure
+		if resp.StatusCode == http.StatusBadRequest {
+			code = exitUsage // the request itself was wrong: a bad argument
+		}
+		return nil, &exitError{code: code, err: errors.New(e.Error)}
 	}
 	return resp, nil
 }
@@ -445,8 +457,12 @@ func newScaleCmd() *cobra.Command {
 			if rest, ok := strings.CutPrefix(n, negPrefix); ok {
 				n = "-" + rest
 			}
-			if _, err := strconv.Atoi(n); err != nil {
+			v, err := strconv.Atoi(n)
+			if err != nil {
 				return usageError("scale: %q is not a count: want N, +N or -N", n)
+			}
+			if !strings.HasPrefix(n, "+") && !strings.HasPrefix(n, "-") && (v < 1 || v > 1024) {
+				return usageError("scale: %d: want 1 to 1024 instances (use `launch stop` to stop the app)", v)
 			}
 			return runOp(cmd, &f, "/v1/scale", url.Values{"app": {args[0]}, "n": {n}})
 		},
@@ -638,6 +654,16 @@ func describeStep(ev *reloadEvent) string {
 		return s
 	}
 	slot := fmt.Sprintf("%s.%d", ev.App, ev.Instance)
+	if ev.OldPID == 0 { // the slot had no process to replace
+		switch ev.Phase {
+		case "starting":
+			return fmt.Sprintf("%s: starting pid %d", slot, ev.PID)
+		case "ready", "done":
+			return fmt.Sprintf("%s: pid %d ready", slot, ev.PID)
+		case "failed":
+			return fmt.Sprintf("%s: FAILED: %s", slot, ev.Msg)
+		}
+	}
 	switch ev.Phase {
 	case "starting":
 		return fmt.Sprintf("%s: starting pid %d (replaces %d)", slot, ev.PID, ev.OldPID)

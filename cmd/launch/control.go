@@ -199,7 +199,7 @@ func (m *master) listWorkers(name string) ([]workerJSON, error) {
 	now := time.Now()
 	rows := []workerJSON{}
 	for _, a := range apps {
-		if name != "" && name != "all" && a.cfg.Name != name {
+		if name != "" && name != "all" && a.cfg().Name != name {
 			continue
 		}
 		var stats map[int]proxy.BackendStats
@@ -229,7 +229,14 @@ func (m *master) listWorkers(name string) ([]workerJSON, error) {
 }
 
 func (m *master) handleLs(w http.ResponseWriter, r *http.Request) {
-	rows, err := m.listWorkers(r.URL.Query().Get("app"))
+	name := r.URL.Query().Get("app")
+	if name != "" && name != "all" {
+		if _, err := m.targetApps(name); err != nil {
+			httpError(w, http.StatusNotFound, err.Error())
+			return
+		}
+	}
+	rows, err := m.listWorkers(name)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -278,7 +285,7 @@ func (m *master) describe(name string) (*describeJSON, error) {
 		apps, _ := m.snapshotApps()
 		var names []string
 		for _, x := range apps {
-			names = append(names, x.cfg.Name)
+			names = append(names, x.cfg().Name)
 		}
 		return nil, fmt.Errorf("no app named %q (apps: %s)", name, strings.Join(names, ", "))
 	}
@@ -350,10 +357,10 @@ func (m *master) targetApps(name string) ([]*app, error) {
 	}
 	var names []string
 	for _, a := range apps {
-		if a.cfg.Name == name {
+		if a.cfg().Name == name {
 			return []*app{a}, nil
 		}
-		names = append(names, a.cfg.Name)
+		names = append(names, a.cfg().Name)
 	}
 	return nil, fmt.Errorf("no app named %q (apps: %s)", name, strings.Join(names, ", "))
 }
@@ -395,17 +402,27 @@ func (m *master) handleAppOp(op string) http.HandlerFunc {
 				n, err = a.sup.Signal(sig)
 			}
 			if err != nil {
-				httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: %v", op, a.cfg.Name, err))
+				httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: %v", op, a.cfg().Name, err))
 				return
 			}
-			m.say("%s %s (%d %s) by request", op, a.cfg.Name, n, plural(n, "worker"))
-			res.Apps = append(res.Apps, a.cfg.Name)
+			m.say("%s %s (%d %s) by request", op, a.cfg().Name, n, plural(n, "worker"))
+			res.Apps = append(res.Apps, a.cfg().Name)
 			res.Workers += n
 		}
-		// stop answers when the workers are gone, like `pm2 stop`.
+		// stop answers when the workers are gone, like `pm2 stop`, or
+		// after a bound, saying so.
+		var bound time.Duration
+		for _, a := range apps {
+			bound = max(bound, 2*a.cfg().KillTimeout+5*time.Second)
+		}
+		timeout := time.After(bound)
 		for _, done := range waits {
 			select {
 			case <-done:
+			case <-timeout:
+				res.Msg = fmt.Sprintf("stop of %s asked; some workers are still stopping after %s (see `launch ls`)", strings.Join(res.Apps, ", "), bound)
+				writeJSON(w, res)
+				return
 			case <-r.Context().Done():
 				return
 			}
@@ -449,21 +466,16 @@ func (m *master) handleScale(w http.ResponseWriter, r *http.Request) {
 	spec := q.Get("n")
 	res := opResult{}
 	for _, a := range apps {
-		cur := a.sup.Size()
-		n, err := scaleTarget(cur, spec)
+		cur, n, err := a.sup.ScaleWith(func(cur int) (int, error) { return scaleTarget(cur, spec) })
 		if err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if err := a.sup.Scale(n); err != nil {
-			httpError(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
 		m.exec(func() { a.scaled = n })
-		m.say("scale %s: %d → %d by request", a.cfg.Name, cur, n)
-		res.Apps = append(res.Apps, a.cfg.Name)
+		m.say("scale %s: %d → %d by request", a.cfg().Name, cur, n)
+		res.Apps = append(res.Apps, a.cfg().Name)
 		res.Workers += n
-		res.Msg = fmt.Sprintf("%s: %d → %d %s", a.cfg.Name, cur, n, plural(n, "instance"))
+		res.Msg = fmt.Sprintf("%s: %d → %d %s", a.cfg().Name, cur, n, plural(n, "instance"))
 	}
 	writeJSON(w, res)
 }

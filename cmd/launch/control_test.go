@@ -178,7 +178,7 @@ func TestControlCommands(t *testing.T) {
 	waitWorkers(t, "ctl1", 5*time.Second, "3 workers", func(rs []workerJSON) bool { return len(rs) == 3 && online(rs) == 3 })
 	ctlOK(t, "scale", "--name", "ctl1", "web", "+1")
 	waitWorkers(t, "ctl1", 5*time.Second, "4 online", func(rs []workerJSON) bool { return online(rs) == 4 })
-	if _, errs, code := ctl(t, "scale", "web", "-9"); code != 1 || !strings.Contains(errs, "at least 1") {
+	if _, errs, code := ctl(t, "scale", "web", "-9"); code != 2 || !strings.Contains(errs, "at least 1") {
 		t.Errorf("scale web -9: exit %d, %q", code, errs)
 	}
 
@@ -206,7 +206,19 @@ func TestControlCommands(t *testing.T) {
 		t.Errorf("logs -f did not stream the workers' new lines: %q", fout.String())
 	}
 
-	// Errors: unknown app, bad flag, bad signal.
+	// Errors: unknown app or worker, bad flag, bad signal, bad count.
+	if _, errs, code := ctl(t, "ls", "nope"); code != 1 || !strings.Contains(errs, `no app named "nope"`) {
+		t.Errorf("ls nope: exit %d, %q", code, errs)
+	}
+	if _, errs, code := ctl(t, "logs", "web.9"); code != 1 || !strings.Contains(errs, "no worker web.9") {
+		t.Errorf("logs web.9: exit %d, %q", code, errs)
+	}
+	if _, _, code := ctl(t, "scale", "web", "0"); code != 2 {
+		t.Errorf("scale web 0: exit %d, want 2", code)
+	}
+	if _, _, code := ctl(t, "ls", "--name", "../x"); code != 2 {
+		t.Errorf("ls --name ../x: exit %d, want 2", code)
+	}
 	if _, errs, code := ctl(t, "describe", "nope"); code != 1 || !strings.Contains(errs, `no app named "nope"`) {
 		t.Errorf("describe nope: exit %d, %q", code, errs)
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,17 @@ func checkHome(dir string) error {
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("control directory %s is writable by others (mode %04o); run `chmod 700 %s`", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// validName checks a master's name: it names files in the control
+// directory, so it may not hold a slash or start with a dot.
+func validName(name string) error {
+	if !nameRE.MatchString(name) || len(name) > 100 {
+		return fmt.Errorf("--name %q: use letters, digits, '.', '_' and '-' (at most 100), starting with a letter or digit", name)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +72,17 @@ func (s *logStore) openFiles(a *config.App, say func(string, ...any)) {
 	}
 }
 
+// closeApp closes an app's log files.
+func (s *logStore) closeApp(name string) {
+	s.mu.Lock()
+	f := s.files[name]
+	delete(s.files, name)
+	s.mu.Unlock()
+	if f != nil {
+		f.Close()
+	}
+}
+
 // close closes every log file.
 func (s *logStore) close() {
 	s.mu.Lock()
@@ -104,6 +117,37 @@ func logMatch(name string) func(string) bool {
 	return func(w string) bool { return appOf(w) == name && w != workers.MasterName }
 }
 
+// checkLogTarget accepts all, an app, or one of its workers (running, or
+// with lines still kept).
+func (m *master) checkLogTarget(name string) error {
+	if name == "" || name == "all" {
+		return nil
+	}
+	if _, err := m.targetApps(name); err == nil {
+		return nil
+	}
+	app := appOf(name)
+	if app == name {
+		_, err := m.targetApps(name)
+		return err
+	}
+	if _, err := m.targetApps(app); err != nil {
+		return err
+	}
+	rows, _ := m.listWorkers(app)
+	var have []string
+	for _, r := range rows {
+		if fmt.Sprintf("%s.%d", r.App, r.Instance) == name {
+			return nil
+		}
+		have = append(have, fmt.Sprintf("%s.%d", r.App, r.Instance))
+	}
+	if len(m.logs.ring.Tail(func(w string) bool { return w == name }, 1)) > 0 {
+		return nil
+	}
+	return fmt.Errorf("no worker %s (%s has %s)", name, app, strings.Join(slices.Compact(have), ", "))
+}
+
 // logLineJSON is one NDJSON line of /v1/logs.
 type logLineJSON struct {
 	Seq     uint64 `json:"seq"`
@@ -122,13 +166,9 @@ func toJSON(l workers.LogLine) logLineJSON {
 func (m *master) handleLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	name := q.Get("app")
-	if name != "" && name != "all" {
-		if _, err := m.targetApps(appOf(name)); err != nil {
-			if _, err2 := m.targetApps(name); err2 != nil {
-				httpError(w, http.StatusNotFound, err.Error())
-				return
-			}
-		}
+	if err := m.checkLogTarget(name); err != nil {
+		httpError(w, http.StatusNotFound, err.Error())
+		return
 	}
 	lines := 15 // pm2 logs --lines default
 	if s := q.Get("lines"); s != "" {

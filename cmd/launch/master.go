@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,7 +49,9 @@ func parseInstances(s string) (n int, set bool, err error) {
 
 // app is one running app in the master.
 type app struct {
-	cfg     *config.App // as last applied (start or reload)
+	// cfgp is the app's settings as last applied (start, or a reload that
+	// succeeded); read from the control server and the monitor too.
+	cfgp    atomic.Pointer[config.App]
 	sockets *balancer.Set
 	sup     *recovery.Supervisor
 	// scaled is the count `launch scale` set, 0 for none; it holds until a
@@ -59,6 +62,17 @@ type app struct {
 	// router is the app's proxy in balance: proxy.
 	router *balancer.Router
 }
+
+func newApp(cfg *config.App, set *balancer.Set) *app {
+	a := &app{sockets: set}
+	a.cfgp.Store(cfg)
+	return a
+}
+
+// cfg returns the app's settings as last applied.
+func (a *app) cfg() *config.App { return a.cfgp.Load() }
+
+func (a *app) setCfg(c *config.App) { a.cfgp.Store(c) }
 
 // runMaster is `launch APPFILE`: it returns an *exitError for every
 // non-zero exit.
@@ -83,6 +97,12 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	// The control directory and this master's name are checked before
 	// anything starts: a second master with the same name is a usage error.
 	name := masterName(o)
+	if err := validName(name); err != nil {
+		if o.name == "" {
+			err = fmt.Errorf("%w (the app file's name %q cannot name the master: give --name)", err, name)
+		}
+		return &exitError{code: exitUsage, err: err}
+	}
 	home, err := launchHome()
 	if err == nil {
 		err = ensureHome(home)
@@ -120,7 +140,7 @@ func runMaster(ctx context.Context, o masterOptions) error {
 		if err != nil {
 			return &exitError{code: exitUsage, err: bindHelp(o.file, a, err)}
 		}
-		running = append(running, &app{cfg: a, sockets: set})
+		running = append(running, newApp(a, set))
 	}
 
 	m := &master{
@@ -142,9 +162,15 @@ func runMaster(ctx context.Context, o masterOptions) error {
 	}
 	defer stopMonitor()
 	defer m.logs.close()
-	for _, a := range running {
+	for i, a := range running {
 		if err := m.startApp(a); err != nil {
-			m.stopApps(true)
+			for _, b := range running[:i] {
+				b.sup.Stop()
+				<-b.sup.Done()
+				if b.router != nil {
+					b.router.Close()
+				}
+			}
 			return &exitError{code: exitFailure, err: err}
 		}
 	}
@@ -306,50 +332,54 @@ func (m *master) notify(ev recovery.Event) {
 	}
 }
 
-// count is the number of workers app a runs now: -i wins, then a count
-// set with `launch scale`, then the file.
-func (m *master) count(a *app) int {
+// count is the number of workers app a runs now.
+func (m *master) count(a *app) int { return m.countFor(a.cfg(), a.scaled) }
+
+// countFor is count for settings cfg and a `launch scale` count (0: none):
+// the scale count wins until the file's instances changes, then -i, then
+// the file.
+func (m *master) countFor(cfg *config.App, scaled int) int {
+	if scaled > 0 {
+		return scaled
+	}
 	if m.overrideSet {
-		c := *a.cfg
+		c := *cfg
 		c.Instances = m.override
 		return c.Count(m.cpus)
 	}
-	if a.scaled > 0 {
-		return a.scaled
-	}
-	return a.cfg.Count(m.cpus)
+	return cfg.Count(m.cpus)
 }
 
 // startApp starts a's supervisor (loop goroutine), and in proxy mode its
 // proxy first.
 func (m *master) startApp(a *app) error {
-	m.logs.openFiles(a.cfg, m.say)
+	m.logs.openFiles(a.cfg(), m.say)
 	n := m.count(a)
 	var router recovery.Router
-	if a.cfg.Balance == config.BalanceProxy {
-		name := a.cfg.Name
-		r, err := balancer.NewRouter(a.cfg, a.sockets, m.runDir, func(f string, args ...any) { m.say(name+": proxy: "+f, args...) })
+	if a.cfg().Balance == config.BalanceProxy {
+		name := a.cfg().Name
+		r, err := balancer.NewRouter(a.cfg(), a.sockets, m.runDir, func(f string, args ...any) { m.say(name+": proxy: "+f, args...) })
 		if err != nil {
 			return err
 		}
 		a.router, router = r, r
-		pc := a.cfg.Proxy
-		m.say("%s: %d %s behind a %s proxy on %s (%s; workers on private %s addresses)", a.cfg.Name, n, plural(n, "worker"), pc.Protocol, a.sockets, pc.Strategy, pc.To)
+		pc := a.cfg().Proxy
+		m.say("%s: %d %s behind a %s proxy on %s (%s; workers on private %s addresses)", a.cfg().Name, n, plural(n, "worker"), pc.Protocol, a.sockets, pc.Strategy, pc.To)
 	} else if a.sockets.Len() > 0 {
 		how := "shared socket"
 		if a.sockets.PerSlot() {
 			how = "a SO_REUSEPORT socket per worker"
 		}
-		m.say("%s: %d %s on %s (%s)", a.cfg.Name, n, plural(n, "worker"), a.sockets, how)
+		m.say("%s: %d %s on %s (%s)", a.cfg().Name, n, plural(n, "worker"), a.sockets, how)
 	} else {
-		m.say("%s: %d %s (no sockets)", a.cfg.Name, n, plural(n, "worker"))
+		m.say("%s: %d %s (no sockets)", a.cfg().Name, n, plural(n, "worker"))
 	}
 	var sockets recovery.Sockets
 	if a.sockets.Len() > 0 && router == nil {
 		sockets = a.sockets
 	}
 	a.sup = recovery.Start(recovery.Options{
-		App:       a.cfg,
+		App:       a.cfg(),
 		Instances: n,
 		Sockets:   sockets,
 		Router:    router,
@@ -373,7 +403,7 @@ func (m *master) closeRouters() {
 // findApp returns the running app called name (loop goroutine).
 func (m *master) findApp(name string) *app {
 	for _, a := range m.apps {
-		if a.cfg.Name == name && !a.removing {
+		if a.cfg().Name == name && !a.removing {
 			return a
 		}
 	}
@@ -446,7 +476,14 @@ func (m *master) signal(sig syscall.Signal) {
 	case syscall.SIGPIPE:
 		// A control client that hung up raises SIGPIPE too; only a broken
 		// stdout or stderr (the reader of our log is gone) stops the master.
-		if brokenPipe(1) || brokenPipe(2) {
+		if fd := 1; brokenPipe(fd) || brokenPipe(2) {
+			if brokenPipe(1) {
+				fd = 2
+			}
+			// Say it where it can still be read, and exit 1: the output
+			// was lost, so this is not a clean stop.
+			fmt.Fprintf(os.NewFile(uintptr(fd), "log"), "launch: the reader of the master's output went away (broken pipe): stopping every worker\n")
+			m.forced = true
 			m.stop(false)
 		}
 	case syscall.SIGHUP:
@@ -474,12 +511,12 @@ func (m *master) signal(sig syscall.Signal) {
 			}
 			n := a.sup.Size() + delta
 			if n < 1 {
-				m.say("%s: %s: already at 1 worker", workers.SignalName(sig), a.cfg.Name)
+				m.say("%s: %s: already at 1 worker", workers.SignalName(sig), a.cfg().Name)
 				continue
 			}
-			m.say("%s: scaling %s to %d", workers.SignalName(sig), a.cfg.Name, n)
+			m.say("%s: scaling %s to %d", workers.SignalName(sig), a.cfg().Name, n)
 			if err := a.sup.Scale(n); err != nil {
-				m.say("scale %s: %v", a.cfg.Name, err)
+				m.say("scale %s: %v", a.cfg().Name, err)
 			}
 			a.scaled = n
 		}
@@ -551,7 +588,7 @@ func (m *master) event(ev recovery.Event) {
 // checkReady sends READY=1 once every app has been ready (or settled).
 func (m *master) checkReady() {
 	for _, a := range m.apps {
-		if !m.ready[a.cfg.Name] {
+		if !m.ready[a.cfg().Name] {
 			return
 		}
 	}

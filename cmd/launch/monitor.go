@@ -29,6 +29,10 @@ type monitor struct {
 	last      map[int]workers.Usage // by pid, from the last sample
 	over      map[int]int           // pid → samples in a row over max_memory_restart
 	replacing map[string]bool       // app → a memory replacement is running
+	// failedAt is when a memory replacement of app.instance last failed:
+	// the next try waits memoryRetry, so a broken build is not forked
+	// every other sample.
+	failedAt map[string]time.Time
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -39,11 +43,15 @@ type monitor struct {
 // max_memory_restart before it is replaced: one spike is not a leak.
 const memorySamples = 2
 
+// memoryRetry is how long a slot whose memory replacement failed waits
+// before the next one.
+const memoryRetry = 30 * time.Second
+
 // startMonitor starts sampling (and the metrics server when the app file
 // asks for one); the returned func stops both.
 func (m *master) startMonitor() (func(), error) {
 	mo := &monitor{m: m, sampler: workers.NewSampler(), last: map[int]workers.Usage{}, over: map[int]int{},
-		replacing: map[string]bool{}, stop: make(chan struct{})}
+		replacing: map[string]bool{}, failedAt: map[string]time.Time{}, stop: make(chan struct{})}
 	mo.interval.Store(int64(m.settings.sampleInterval))
 	m.monitor = mo
 	if addr := m.settings.metrics; addr != "" {
@@ -139,14 +147,18 @@ func (mo *monitor) sample() {
 	over := map[int]int{}
 	var replace []target
 	for _, t := range targets {
-		limit := t.a.cfg.MaxMemoryRestart
+		limit := t.a.cfg().MaxMemoryRestart
 		u, ok := usage[t.wi.PID]
 		if limit <= 0 || !ok || u.Memory <= limit || t.wi.Incoming || t.wi.State != workers.Online {
 			continue
 		}
 		over[t.wi.PID] = mo.over[t.wi.PID] + 1
-		if over[t.wi.PID] >= memorySamples && !mo.replacing[t.a.cfg.Name] {
-			mo.replacing[t.a.cfg.Name] = true
+		key := fmt.Sprintf("%s.%d", t.a.cfg().Name, t.wi.Instance)
+		if time.Since(mo.failedAt[key]) < memoryRetry {
+			continue
+		}
+		if over[t.wi.PID] >= memorySamples && !mo.replacing[t.a.cfg().Name] {
+			mo.replacing[t.a.cfg().Name] = true
 			replace = append(replace, t)
 		}
 	}
@@ -155,7 +167,7 @@ func (mo *monitor) sample() {
 	for _, t := range replace {
 		u := usage[t.wi.PID]
 		mo.m.say("%s.%d (pid %d): %s %s over max_memory_restart %s for %d samples; replacing it (new worker first)",
-			t.a.cfg.Name, t.wi.Instance, t.wi.PID, u.MemoryKind, bytesString(u.Memory), bytesString(t.a.cfg.MaxMemoryRestart), memorySamples)
+			t.a.cfg().Name, t.wi.Instance, t.wi.PID, u.MemoryKind, bytesString(u.Memory), bytesString(t.a.cfg().MaxMemoryRestart), memorySamples)
 		done := t.a.sup.ReplaceInstance(t.wi.Instance, recovery.ReasonMemory)
 		mo.wg.Add(1)
 		go func(t target) {
@@ -166,12 +178,15 @@ func (mo *monitor) sample() {
 			case <-mo.stop:
 				return
 			}
-			if err != nil {
-				mo.m.say("%s.%d: memory replacement failed: %v", t.a.cfg.Name, t.wi.Instance, err)
-			}
 			mo.mu.Lock()
-			delete(mo.replacing, t.a.cfg.Name)
+			if err != nil {
+				mo.failedAt[fmt.Sprintf("%s.%d", t.a.cfg().Name, t.wi.Instance)] = time.Now()
+			}
+			delete(mo.replacing, t.a.cfg().Name)
 			mo.mu.Unlock()
+			if err != nil {
+				mo.m.say("%s.%d: memory replacement failed: %v; the old worker keeps serving, next try in %s", t.a.cfg().Name, t.wi.Instance, err, memoryRetry)
+			}
 		}(t)
 	}
 }
@@ -199,7 +214,7 @@ func (mo *monitor) handleReady(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if online == 0 {
-			http.Error(w, a.cfg.Name+": no ready worker", http.StatusServiceUnavailable)
+			http.Error(w, a.cfg().Name+": no ready worker", http.StatusServiceUnavailable)
 			return
 		}
 	}
@@ -230,7 +245,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, a := range apps {
-		name := a.cfg.Name
+		name := a.cfg().Name
 		ready := 0
 		seen := map[int]bool{}
 		for _, wi := range a.sup.Workers() {

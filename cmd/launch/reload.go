@@ -91,11 +91,19 @@ func (m *master) reload(req reloadRequest) reloadResult {
 			req.progress(ev)
 		}
 	}
+	// systemd hears RELOADING=1 now and READY=1 when the reload is over,
+	// unless the master is stopping or has not been ready yet.
 	sdNotifyReloading()
-	defer sdNotify(daemon.SdNotifyReady)
+	defer func() {
+		var ready bool
+		if m.exec(func() { ready = m.sentReady && !m.stopping }) == nil && ready {
+			sdNotify(daemon.SdNotifyReady)
+		}
+	}()
 
 	res := reloadResult{}
 	fail := func(err error) reloadResult {
+		res.OK = false
 		res.Error = err.Error()
 		res.DurationMS = time.Since(start).Milliseconds()
 		m.say("reload: %v", err)
@@ -117,64 +125,115 @@ func (m *master) reload(req reloadRequest) reloadResult {
 	if planErr != nil {
 		return fail(planErr)
 	}
+	for _, a := range res.Apps {
+		if a.Action == "failed" {
+			res.Error = a.App + ": " + a.Error
+		}
+	}
 	for i, p := range plans {
-		name := p.cfg.Name
-		what := "no settings changed; new processes from what is on disk"
-		if len(p.changed) > 0 {
-			what = strings.Join(p.changed, ", ") + " changed"
-		}
-		m.say("reload %s: %s; replacing its workers %d at a time", name, what, req.parallel)
-		replaced := 0
-		progress := func(st recovery.Step) {
-			if st.Phase == recovery.PhaseDone {
-				replaced++
-			}
-			ev := reloadEvent{App: st.App, Instance: st.Instance, Phase: string(st.Phase), PID: st.PID, OldPID: st.OldPID}
-			if st.Err != nil {
-				ev.Msg = st.Err.Error()
-			}
-			emit(ev)
-		}
-		err := p.a.sup.Reload(p.cfg, req.parallel, progress)
-		if p.relisten != nil {
-			// The old workers are gone (or, after a failed roll, still
-			// serve the old addresses with the fds they inherited): the
-			// master's copies of removed addresses close now.
-			if rm := p.relisten.Removed(); len(rm) > 0 {
-				m.say("reload %s: closing %s", name, strings.Join(rm, ", "))
-			}
-			p.relisten.CloseRemoved()
-		}
-		r := appReloadResult{App: name, Action: "reloaded", Changed: p.changed, Replaced: replaced}
-		var scaleErr error
-		m.exec(func() {
-			p.a.cfg = p.cfg
-			if p.rescale {
-				p.a.scaled = 0
-			}
-			if n := m.count(p.a); err == nil && n != p.a.sup.Size() {
-				scaleErr = p.a.sup.Scale(n)
-				emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", n)})
-				m.say("reload %s: scaled to %d", name, n)
-			}
-		})
-		if err == nil {
-			err = scaleErr
-		}
+		r, err := m.reloadApp(p, req.parallel, emit)
+		res.Apps = append(res.Apps, r)
 		if err != nil {
-			r.Action, r.Error = "failed", err.Error()
-			res.Apps = append(res.Apps, r)
 			for _, q := range plans[i+1:] {
+				if q.relisten != nil {
+					q.relisten.Abort()
+				}
 				res.Apps = append(res.Apps, appReloadResult{App: q.cfg.Name, Action: "skipped"})
 			}
-			return fail(fmt.Errorf("%s: %w; the workers not replaced keep serving", name, err))
+			return fail(fmt.Errorf("%s: %w; the workers not replaced keep serving, with the settings they had", p.cfg.Name, err))
 		}
-		res.Apps = append(res.Apps, r)
-		m.say("reload %s: done (%d %s replaced)", name, replaced, plural(replaced, "worker"))
+	}
+	if res.Error != "" {
+		return fail(errors.New(res.Error))
 	}
 	res.OK = true
 	res.DurationMS = time.Since(start).Milliseconds()
 	return res
+}
+
+// reloadApp rolls one app onto its new settings. They are applied (to
+// the master's view, the log files, the sockets) only when every slot was
+// replaced; after a failure the app keeps its old settings and addresses.
+func (m *master) reloadApp(p reloadPlan, parallel int, emit func(reloadEvent)) (appReloadResult, error) {
+	name := p.cfg.Name
+	what := "no settings changed; new processes from what is on disk"
+	if len(p.changed) > 0 {
+		what = strings.Join(p.changed, ", ") + " changed"
+	}
+	m.say("reload %s: %s; replacing its workers %d at a time", name, what, parallel)
+	r := appReloadResult{App: name, Action: "reloaded", Changed: p.changed}
+	if p.relisten != nil {
+		p.relisten.Commit()
+		m.say("reload %s: listening on %s", name, p.a.sockets)
+	}
+	// Fewer instances: scale down first, so no worker is started only to
+	// be stopped; more: after the roll.
+	var want int
+	m.exec(func() {
+		scaled := p.a.scaled
+		if p.rescale {
+			scaled = 0
+		}
+		want = m.countFor(p.cfg, scaled)
+	})
+	if want < p.a.sup.Size() {
+		if err := p.a.sup.Scale(want); err != nil {
+			return m.reloadFailed(p, r, err)
+		}
+		emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", want)})
+		m.say("reload %s: scaled to %d", name, want)
+	}
+	progress := func(st recovery.Step) {
+		if st.Phase == recovery.PhaseDone {
+			r.Replaced++
+		}
+		ev := reloadEvent{App: st.App, Instance: st.Instance, Phase: string(st.Phase), PID: st.PID, OldPID: st.OldPID}
+		if st.Err != nil {
+			ev.Msg = st.Err.Error()
+		}
+		emit(ev)
+	}
+	if err := p.a.sup.Reload(p.cfg, parallel, progress); err != nil {
+		return m.reloadFailed(p, r, err)
+	}
+	if p.relisten != nil {
+		// The old workers are gone: the master's copies of the removed
+		// addresses close now.
+		if rm := p.relisten.Removed(); len(rm) > 0 {
+			m.say("reload %s: closing %s", name, strings.Join(rm, ", "))
+		}
+		p.relisten.CloseRemoved()
+	}
+	logsChanged := slices.ContainsFunc(p.changed, func(k string) bool { return strings.HasPrefix(k, "log") || strings.HasSuffix(k, "_file") })
+	m.exec(func() {
+		old := p.a.cfg()
+		p.a.setCfg(p.cfg)
+		if p.rescale {
+			p.a.scaled = 0
+		}
+		if logsChanged || old.OutFile != p.cfg.OutFile || old.ErrorFile != p.cfg.ErrorFile || old.LogFile != p.cfg.LogFile {
+			m.logs.openFiles(p.cfg, m.say)
+		}
+	})
+	if want > p.a.sup.Size() {
+		if err := p.a.sup.Scale(want); err != nil {
+			return m.reloadFailed(p, r, err)
+		}
+		emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", want)})
+		m.say("reload %s: scaled to %d", name, want)
+	}
+	m.say("reload %s: done (%d %s replaced)", name, r.Replaced, plural(r.Replaced, "worker"))
+	return r, nil
+}
+
+// reloadFailed puts back the addresses of an app whose roll failed.
+func (m *master) reloadFailed(p reloadPlan, r appReloadResult, err error) (appReloadResult, error) {
+	if p.relisten != nil {
+		p.relisten.Revert()
+		m.say("reload %s: back on %s", p.cfg.Name, p.a.sockets)
+	}
+	r.Action, r.Error = "failed", err.Error()
+	return r, err
 }
 
 // planReload checks the new apps against the running ones and starts and
@@ -214,14 +273,14 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 			added = append(added, c)
 			continue
 		}
-		plan := reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg, c),
-			rescale: a.cfg.Instances != c.Instances || a.cfg.InstancesSet != c.InstancesSet}
-		if why := proxyChange(a.cfg, c); why != "" {
+		plan := reloadPlan{a: a, cfg: c, changed: config.Diff(a.cfg(), c),
+			rescale: a.cfg().Instances != c.Instances || a.cfg().InstancesSet != c.InstancesSet}
+		if why := proxyChange(a.cfg(), c); why != "" {
 			abort()
 			return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
 		}
-		if why := socketChange(a.cfg, c); why != "" {
-			if a.cfg.Balance != c.Balance || a.sockets.PerSlot() || a.router != nil || (len(a.cfg.Listen) == 0) != (len(c.Listen) == 0) {
+		if why := socketChange(a.cfg(), c); why != "" {
+			if a.cfg().Balance != c.Balance || a.sockets.PerSlot() || a.router != nil || (len(a.cfg().Listen) == 0) != (len(c.Listen) == 0) {
 				abort()
 				return nil, fmt.Errorf("%s: %s; that needs a restart of the master (nothing changed)", c.Name, why)
 			}
@@ -244,38 +303,36 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 				b.sockets.Close()
 			}
 			abort()
+			if addr, owner := m.addressOwner(c); owner != "" {
+				return nil, fmt.Errorf("app %s: %s is held by app %s of this master; moving an address to another app (a rename included) takes two reloads — first without it, then with it — or a restart of the master (nothing changed)", c.Name, addr, owner)
+			}
 			return nil, bindHelp(m.opts.file, c, err)
 		}
-		bound = append(bound, &app{cfg: c, sockets: set})
-	}
-	// Nothing can fail from here on: new addresses go to the next workers.
-	for _, p := range plans {
-		if p.relisten != nil {
-			p.relisten.Commit()
-			m.say("reload %s: listening on %s", p.cfg.Name, p.a.sockets)
-		}
+		bound = append(bound, newApp(c, set))
 	}
 	for _, a := range bound {
 		if err := m.startApp(a); err != nil {
 			a.sockets.Close()
-			m.say("reload: %s: %v", a.cfg.Name, err)
-			res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "failed", Error: err.Error()})
+			m.logs.closeApp(a.cfg().Name)
+			m.say("reload: %s: %v", a.cfg().Name, err)
+			res.Apps = append(res.Apps, appReloadResult{App: a.cfg().Name, Action: "failed", Error: err.Error()})
 			continue
 		}
 		m.apps = append(m.apps, a)
-		res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "added"})
-		emit(reloadEvent{App: a.cfg.Name, Instance: -1, Phase: "added"})
+		res.Apps = append(res.Apps, appReloadResult{App: a.cfg().Name, Action: "added"})
+		emit(reloadEvent{App: a.cfg().Name, Instance: -1, Phase: "added"})
 	}
 	if target == "all" {
 		for _, a := range m.apps {
-			if a.removing || byName[a.cfg.Name] != nil {
+			if a.removing || byName[a.cfg().Name] != nil {
 				continue
 			}
 			m.removeApp(a)
-			res.Apps = append(res.Apps, appReloadResult{App: a.cfg.Name, Action: "removed"})
-			emit(reloadEvent{App: a.cfg.Name, Instance: -1, Phase: "removed"})
+			res.Apps = append(res.Apps, appReloadResult{App: a.cfg().Name, Action: "removed"})
+			emit(reloadEvent{App: a.cfg().Name, Instance: -1, Phase: "removed"})
 		}
 		m.settings.sampleInterval = settingsOf(file).sampleInterval
+		m.monitor.interval.Store(int64(m.settings.sampleInterval))
 		if s := settingsOf(file); s.metrics != m.settings.metrics || s.shutdownDelay != m.settings.shutdownDelay {
 			m.say("reload: metrics and shutdown_delay changes apply when the master starts again")
 		}
@@ -283,11 +340,26 @@ func (m *master) planReload(target string, apps []*config.App, file *config.File
 	return plans, nil
 }
 
+// addressOwner finds an address of c that a running app (one being
+// removed included) holds, and that app; "" if none.
+func (m *master) addressOwner(c *config.App) (addr, owner string) {
+	for _, a := range m.apps {
+		for _, l := range a.cfg().Listen {
+			for _, n := range c.Listen {
+				if l.Network == n.Network && l.Address == n.Address {
+					return n.String(), a.cfg().Name
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
 // removeApp stops an app a reload dropped, then closes its sockets and
 // forgets it (loop goroutine).
 func (m *master) removeApp(a *app) {
 	a.removing = true
-	m.say("reload: %s is no longer in %s; stopping it", a.cfg.Name, m.opts.file)
+	m.say("reload: %s is no longer in %s; stopping it", a.cfg().Name, m.opts.file)
 	a.sup.Stop()
 	go func() {
 		<-a.sup.Done()
@@ -295,13 +367,14 @@ func (m *master) removeApp(a *app) {
 			a.router.Close()
 		}
 		a.sockets.Close()
+		m.logs.closeApp(a.cfg().Name)
 		m.exec(func() {
 			if m.stopping {
 				return // the stop waits for every supervisor, this one included
 			}
 			m.apps = slices.DeleteFunc(m.apps, func(x *app) bool { return x == a })
-			delete(m.ready, a.cfg.Name)
-			m.say("%s: stopped and removed", a.cfg.Name)
+			delete(m.ready, a.cfg().Name)
+			m.say("%s: stopped and removed", a.cfg().Name)
 		})
 	}()
 }
@@ -351,7 +424,7 @@ func (m *master) appNames() []string {
 	var names []string
 	for _, a := range m.apps {
 		if !a.removing {
-			names = append(names, a.cfg.Name)
+			names = append(names, a.cfg().Name)
 		}
 	}
 	return names

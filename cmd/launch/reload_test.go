@@ -516,3 +516,29 @@ func TestReloadListenChange(t *testing.T) {
 		t.Errorf("balance change: exit %d, %s", code, errs)
 	}
 }
+
+// TestScaleSurvivesReload: a count set with `launch scale` wins over -i
+// and the file until the file's instances changes.
+func TestScaleSurvivesReload(t *testing.T) {
+	port := freePort(t)
+	text := func(extra string) string {
+		return fmt.Sprintf("apps:\n  - name: web\n    script: %s/hello\n    listen: [\"127.0.0.1:%d\"]\n    ready: notify\n%s", binDir, port, extra)
+	}
+	app := writeFile(t, "app.yaml", text(""))
+	m := startMaster(t, "-i", "1", "--name", "rlsc", app)
+	m.waitFor("web: ready", 10*time.Second)
+	ctlOK(t, "scale", "web", "3", "--name", "rlsc")
+	waitWorkers(t, "rlsc", 10*time.Second, "3 online", func(rs []workerJSON) bool { return online(rs) == 3 })
+	res := reloadOK(t, "web", "--name", "rlsc")
+	if res.Apps[0].Replaced != 3 {
+		t.Errorf("reload replaced %d, want 3", res.Apps[0].Replaced)
+	}
+	if rows := lsJSON(t, "rlsc"); len(rows) != 3 {
+		t.Errorf("after a reload, the scaled count was lost: %+v", rows)
+	}
+	// The file changes instances: that count ends `launch scale`'s; -i
+	// (1) then wins over the file's 2.
+	os.WriteFile(app, []byte(text("    instances: 2\n")), 0o644)
+	reloadOK(t, "web", "--name", "rlsc")
+	waitWorkers(t, "rlsc", 10*time.Second, "1 worker (-i)", func(rs []workerJSON) bool { return len(rs) == 1 && online(rs) == 1 })
+}
