@@ -5,55 +5,128 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// Load describes a closed-loop HTTP load: Conns clients, each sending
-// its next request when the previous one is answered, for Duration (and
-// at most MaxRequests in all, if set).
+// Load describes an HTTP load on one URL. By default it is a closed loop:
+// Conns clients, each sending its next request when the previous one is
+// answered. With Rate set it is an open loop: requests are due at a
+// constant rate whatever the server does, and each one's latency is
+// measured from the moment it was due, so a server that stalls is charged
+// for every request it kept waiting (no coordinated omission).
+//
+// Every run is bounded by Duration and, if set, MaxRequests.
+// A Load may be run several times, and concurrently; its fields must not
+// change during a run.
 type Load struct {
-	// URL is the target; only loopback addresses belong here.
+	// URL is the target; only loopback addresses belong here (the callers
+	// check: loadgen and `launch bench`).
 	URL string
-	// Conns is the number of concurrent clients (default 64).
+	// Conns is the number of concurrent connections (default 64). In an
+	// open loop it bounds the requests in flight: when all are busy, due
+	// requests wait, and their wait counts in their latency.
 	Conns int
 	// Duration bounds the run (default 5s).
 	Duration time.Duration
-	// MaxRequests bounds the number of requests (0: no bound but Duration).
+	// MaxRequests bounds the number of requests sent (0: only Duration).
 	MaxRequests int64
 	// NewConn sends "Connection: close" so every request uses a new TCP
 	// connection — the case where balance across workers matters most.
 	NewConn bool
 	// Timeout is the per-request timeout (default 2s).
 	Timeout time.Duration
+	// Rate, when > 0, makes the load an open loop of Rate requests per
+	// second in all, request k due at start + k/Rate.
+	Rate float64
+	// Window, when set, marks a period of interest (a reload, say): a
+	// request sent or answered while it is true is counted in
+	// Result.Window, every other one in Result.Steady.
+	Window *atomic.Bool
+	// SeenPID, when set, is called with each X-Pid value the first time a
+	// connection sees it (so a few times per worker, not per request),
+	// from the client goroutines, concurrently.
+	SeenPID func(pid string)
+	// Progress, when set, is called about every 200 ms during the run,
+	// from one goroutine, with the totals so far.
+	Progress func(Progress)
 }
 
-// Result is what a Load measured.
+// Progress is a snapshot of a running load.
+type Progress struct {
+	Elapsed  time.Duration
+	Requests int64 // answered, whatever the status
+	Failed   int64 // socket errors, timeouts and non-2xx answers
+}
+
+// Result is what a Load measured. Latency quantiles come from an HDR
+// histogram (3 significant digits).
 type Result struct {
-	Requests int64         `json:"requests"`
-	Errors   int64         `json:"errors"`  // socket errors and timeouts
-	Non2xx   int64         `json:"non_2xx"` // answers that were not 2xx
-	Elapsed  time.Duration `json:"elapsed_ns"`
-	RPS      float64       `json:"rps"`
-	P50      time.Duration `json:"p50_ns"`
-	P90      time.Duration `json:"p90_ns"`
-	P99      time.Duration `json:"p99_ns"`
-	Max      time.Duration `json:"max_ns"`
+	// Requests is the number of answers, whatever their status.
+	Requests int64 `json:"requests"`
+	// Errors are requests that got no answer: socket errors and timeouts.
+	Errors int64 `json:"errors"`
+	// Non2xx are answers whose status was not 2xx.
+	Non2xx int64 `json:"non_2xx"`
+	// Unsent (open loop only) counts requests that were due before the
+	// run ended but found no free connection: the server fell that far
+	// behind. They are in no other count.
+	Unsent  int64         `json:"unsent"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// RPS is Requests per second of Elapsed.
+	RPS float64 `json:"rps"`
+	Quantiles
 	// PerPID counts answers by the X-Pid response header ("" when absent).
 	PerPID map[string]int64 `json:"per_pid"`
 	// FirstErrors are a few error messages, for the report.
 	FirstErrors []string `json:"first_errors,omitempty"`
+	// Window and Steady split the requests by Load.Window; nil without it.
+	Window *Phase `json:"window,omitempty"`
+	Steady *Phase `json:"steady,omitempty"`
+	// GeneratorCPU is the CPU time (user + system) this whole process
+	// used during the run: the generator's own cost, from getrusage.
+	GeneratorCPU time.Duration `json:"generator_cpu_ns"`
 }
 
-// maxSamples bounds the latency samples kept (memory), per client.
-const maxSamples = 1 << 20
+// Phase is the part of a run inside or outside Load.Window.
+type Phase struct {
+	Requests int64 `json:"requests"`
+	// Failed counts socket errors, timeouts and non-2xx answers.
+	Failed int64 `json:"failed"`
+	Quantiles
+}
+
+// OK is the number of 2xx answers.
+func (r Result) OK() int64 { return r.Requests - r.Non2xx }
+
+// Availability is the fraction of attempted requests that got a 2xx
+// answer (1 when nothing was attempted).
+func (r Result) Availability() float64 {
+	if n := r.Requests + r.Errors + r.Unsent; n > 0 {
+		return float64(r.OK()) / float64(n)
+	}
+	return 1
+}
+
+// Failed is every request that did not get a 2xx answer.
+func (r Result) Failed() int64 { return r.Errors + r.Non2xx + r.Unsent }
+
+// client is one connection's loop and what it measured; only its own
+// goroutine writes it, except the atomics the progress reporter reads.
+type client struct {
+	lat, winLat  latencies
+	perPID       map[string]int64
+	errs         []string
+	n, e, non2xx atomic.Int64
+	winN, winF   int64
+}
 
 // Run runs the load until its duration passes, its request budget is
-// spent, or ctx is done.
+// spent, or ctx is done. It returns an error only for a Load it cannot
+// run (a bad URL); failed requests are counted in the Result.
 func (l Load) Run(ctx context.Context) (Result, error) {
 	if l.Conns <= 0 {
 		l.Conns = 64
@@ -69,7 +142,10 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 	if err := uri.Parse(nil, []byte(l.URL)); err != nil {
 		return Result{}, fmt.Errorf("url %q: %w", l.URL, err)
 	}
-	client := &fasthttp.HostClient{
+	if len(uri.Host()) == 0 {
+		return Result{}, fmt.Errorf("url %q: no host", l.URL)
+	}
+	hc := &fasthttp.HostClient{
 		Addr:                      string(uri.Host()),
 		MaxConns:                  l.Conns,
 		ReadTimeout:               l.Timeout,
@@ -84,140 +160,200 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 			return (&net.Dialer{Timeout: l.Timeout}).Dial("tcp", addr)
 		},
 	}
-	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, l.Duration)
+	defer hc.CloseIdleConnections()
+
+	cpu0 := processCPU()
+	start := time.Now()
+	deadline := start.Add(l.Duration)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
-	type clientResult struct {
-		lat          []time.Duration
-		perPID       map[string]int64
-		errs         []string
-		n, e, non2xx int64
-	}
-	var budget sync.Mutex
-	sent := int64(0)
-	take := func() bool {
-		if l.MaxRequests <= 0 {
-			return true
+	// next hands out request k; in an open loop, with the time it is due.
+	var tickets atomic.Int64
+	next := func() (due time.Time, ok bool) {
+		k := tickets.Add(1) - 1
+		if l.MaxRequests > 0 && k >= l.MaxRequests {
+			return time.Time{}, false
 		}
-		budget.Lock()
-		defer budget.Unlock()
-		if sent >= l.MaxRequests {
-			return false
+		if l.Rate <= 0 {
+			return time.Time{}, ctx.Err() == nil
 		}
-		sent++
-		return true
+		due = arrival(start, l.Rate, k)
+		// Requests still due when the run ends are dropped (and counted
+		// in Unsent), not sent late.
+		return due, due.Before(deadline) && ctx.Err() == nil
 	}
-	results := make([]clientResult, l.Conns)
+
+	clients := make([]*client, l.Conns)
 	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range results {
+	for i := range clients {
+		c := &client{lat: newLatencies(), perPID: map[string]int64{}}
+		if l.Window != nil {
+			c.winLat = newLatencies()
+		}
+		clients[i] = c
 		wg.Add(1)
-		go func(r *clientResult) {
+		go func() {
 			defer wg.Done()
-			r.perPID = map[string]int64{}
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for ctx.Err() == nil && take() {
-				req.Reset()
-				req.SetRequestURI(l.URL)
-				if l.NewConn {
-					req.SetConnectionClose()
-				}
-				t0 := time.Now()
-				err := client.DoTimeout(req, resp, l.Timeout)
-				d := time.Since(t0)
-				if err != nil {
-					if ctx.Err() != nil && errors.Is(err, fasthttp.ErrTimeout) {
-						break
+			l.loop(ctx, hc, c, next)
+		}()
+	}
+	progressDone := make(chan struct{})
+	if l.Progress != nil {
+		go func() {
+			defer close(progressDone)
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					var p Progress
+					for _, c := range clients {
+						p.Requests += c.n.Load()
+						p.Failed += c.e.Load() + c.non2xx.Load()
 					}
-					r.e++
-					if len(r.errs) < 3 {
-						r.errs = append(r.errs, err.Error())
-					}
-					continue
-				}
-				r.n++
-				if c := resp.StatusCode(); c < 200 || c > 299 {
-					r.non2xx++
-				}
-				r.perPID[string(resp.Header.Peek("X-Pid"))]++
-				if len(r.lat) < maxSamples {
-					r.lat = append(r.lat, d)
+					p.Elapsed = time.Since(start)
+					l.Progress(p)
 				}
 			}
-		}(&results[i])
+		}()
+	} else {
+		close(progressDone)
 	}
 	wg.Wait()
+	cancel()
+	<-progressDone
+
 	res := Result{Elapsed: time.Since(start), PerPID: map[string]int64{}}
-	var lat []time.Duration
-	for _, r := range results {
-		res.Requests += r.n
-		res.Errors += r.e
-		res.Non2xx += r.non2xx
-		lat = append(lat, r.lat...)
-		for k, v := range r.perPID {
+	all, win, steady := newLatencies(), latencies{}, latencies{}
+	if l.Window != nil {
+		win, steady = newLatencies(), newLatencies()
+		res.Window, res.Steady = &Phase{}, &Phase{}
+	}
+	for _, c := range clients {
+		res.Requests += c.n.Load()
+		res.Errors += c.e.Load()
+		res.Non2xx += c.non2xx.Load()
+		all.merge(c.lat)
+		for k, v := range c.perPID {
 			res.PerPID[k] += v
 		}
-		for _, e := range r.errs {
+		for _, e := range c.errs {
 			if len(res.FirstErrors) < 5 {
 				res.FirstErrors = append(res.FirstErrors, e)
 			}
 		}
+		if l.Window != nil {
+			all.merge(c.winLat)
+			win.merge(c.winLat)
+			steady.merge(c.lat)
+			res.Window.Requests += c.winN
+			res.Window.Failed += c.winF
+		}
 	}
-	res.RPS = float64(res.Requests) / res.Elapsed.Seconds()
-	slices.Sort(lat)
-	res.P50, res.P90, res.P99 = quantile(lat, 0.50), quantile(lat, 0.90), quantile(lat, 0.99)
-	if len(lat) > 0 {
-		res.Max = lat[len(lat)-1]
+	res.Quantiles = all.quantiles()
+	if l.Window != nil {
+		res.Window.Quantiles = win.quantiles()
+		res.Steady.Quantiles = steady.quantiles()
+		res.Steady.Requests = res.Requests + res.Errors - res.Window.Requests
+		res.Steady.Failed = res.Errors + res.Non2xx - res.Window.Failed
 	}
+	if l.Rate > 0 {
+		end := min(res.Elapsed, l.Duration)
+		due := int64(l.Rate*end.Seconds()) + 1
+		if l.MaxRequests > 0 {
+			due = min(due, l.MaxRequests)
+		}
+		res.Unsent = max(0, due-res.Requests-res.Errors)
+	}
+	if s := res.Elapsed.Seconds(); s > 0 {
+		res.RPS = float64(res.Requests) / s
+	}
+	res.GeneratorCPU = processCPU() - cpu0
 	return res, nil
 }
 
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q * float64(len(sorted)-1))
-	return sorted[i]
-}
-
-// Jain returns Jain's fairness index of the per-worker counts: 1 when
-// every worker served the same, 1/n when one served everything. workers
-// is how many workers there were (some may have served nothing); 0 means
-// len(counts).
-func Jain(counts map[string]int64, workers int) float64 {
-	if workers < len(counts) {
-		workers = len(counts)
-	}
-	var sum, sq float64
-	for _, c := range counts {
-		sum += float64(c)
-		sq += float64(c) * float64(c)
-	}
-	if sq == 0 || workers == 0 {
-		return 0
-	}
-	return sum * sum / (float64(workers) * sq)
-}
-
-// Shares formats per-worker counts as percentages, largest first: "52/48".
-func Shares(counts map[string]int64) string {
-	var total int64
-	vals := make([]int64, 0, len(counts))
-	for _, c := range counts {
-		total += c
-		vals = append(vals, c)
-	}
-	slices.Sort(vals)
-	slices.Reverse(vals)
-	out := ""
-	for i, v := range vals {
-		if i > 0 {
-			out += "/"
+// loop is one client: it takes requests from next until there are none,
+// sends each, and records what came back.
+func (l Load) loop(ctx context.Context, hc *fasthttp.HostClient, c *client, next func() (time.Time, bool)) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
 		}
-		out += strconv.Itoa(int(float64(v) * 100 / float64(max(total, 1))))
+	}()
+	for {
+		due, ok := next()
+		if !ok {
+			return
+		}
+		if d := time.Until(due); !due.IsZero() && d > 0 {
+			if wait == nil {
+				wait = time.NewTimer(d)
+			} else {
+				wait.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-wait.C:
+			}
+		}
+		req.Reset()
+		req.SetRequestURI(l.URL)
+		if l.NewConn {
+			req.SetConnectionClose()
+		}
+		inWindow := l.Window != nil && l.Window.Load()
+		t0 := time.Now()
+		if !due.IsZero() {
+			t0 = due // open loop: latency counts from when the request was due
+		}
+		err := hc.DoTimeout(req, resp, l.Timeout)
+		d := time.Since(t0)
+		inWindow = inWindow || l.Window != nil && l.Window.Load()
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, fasthttp.ErrTimeout) {
+				return // cut short by the end of the run: not the server's failure
+			}
+			c.e.Add(1)
+			if inWindow {
+				c.winN++
+				c.winF++
+			}
+			if len(c.errs) < 3 {
+				c.errs = append(c.errs, err.Error())
+			}
+			continue
+		}
+		failed := false
+		if code := resp.StatusCode(); code < 200 || code > 299 {
+			c.non2xx.Add(1)
+			failed = true
+		}
+		c.n.Add(1)
+		pid := resp.Header.Peek("X-Pid")
+		if n, seen := c.perPID[string(pid)]; seen {
+			c.perPID[string(pid)] = n + 1
+		} else {
+			c.perPID[string(pid)] = 1
+			if l.SeenPID != nil && len(pid) > 0 {
+				l.SeenPID(string(pid))
+			}
+		}
+		if inWindow {
+			c.winN++
+			if failed {
+				c.winF++
+			}
+			c.winLat.record(d)
+		} else {
+			c.lat.record(d)
+		}
 	}
-	return out
 }
