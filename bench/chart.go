@@ -97,8 +97,12 @@ func (r Report) draw(dc draw.Canvas) error {
 	top.Add(idealLine, line, points)
 	top.Legend.Add("measured", line, points)
 	top.Legend.Add(fmt.Sprintf("linear from %d", base.Instances), idealLine)
-	top.Legend.Top, top.Legend.Left = false, false // bottom right: below both lines
-	top.Legend.XOffs, top.Legend.YOffs = -vg.Points(8), vg.Points(8)
+	// Top left: both lines start low at the left (the y axis starts at 0).
+	top.Legend.Top, top.Legend.Left = true, true
+	top.Legend.XOffs, top.Legend.YOffs = vg.Points(10), -vg.Points(4)
+	top.Legend.ThumbnailWidth = vg.Points(28)
+	top.Legend.Padding = vg.Points(4)
+	top.Legend.TextStyle.Font.Size = vg.Points(11)
 	top.Y.Min = 0
 	top.Y.Max = math.Max(maxY(rps), maxY(ideal)) * 1.1
 

@@ -95,6 +95,7 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 		return usageError("%v\nRun '%s --help' for usage.", err, c.CommandPath())
 	})
 	cmd.AddCommand(newVersionCmd())
+	cmd.AddCommand(newBenchCmd())
 	return cmd
 }
 
