@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,30 +139,10 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 	if l.Timeout <= 0 {
 		l.Timeout = 2 * time.Second
 	}
-	uri := fasthttp.AcquireURI()
-	defer fasthttp.ReleaseURI(uri)
-	if err := uri.Parse(nil, []byte(l.URL)); err != nil {
-		return Result{}, fmt.Errorf("url %q: %w", l.URL, err)
+	t, err := newTarget(l.URL, l.NewConn)
+	if err != nil {
+		return Result{}, err
 	}
-	if len(uri.Host()) == 0 {
-		return Result{}, fmt.Errorf("url %q: no host", l.URL)
-	}
-	hc := &fasthttp.HostClient{
-		Addr:                      string(uri.Host()),
-		MaxConns:                  l.Conns,
-		ReadTimeout:               l.Timeout,
-		WriteTimeout:              l.Timeout,
-		MaxIdemponentCallAttempts: 1, // no silent retries: every failure counts
-		// Short, so the client's cleaner goroutine ends soon after a run.
-		MaxIdleConnDuration:      100 * time.Millisecond,
-		NoDefaultUserAgentHeader: true,
-		// net.Dialer rather than fasthttp's default dialer, whose DNS
-		// cache keeps a goroutine for the life of the process.
-		Dial: func(addr string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: l.Timeout}).Dial("tcp", addr)
-		},
-	}
-	defer hc.CloseIdleConnections()
 
 	cpu0 := processCPU()
 	start := time.Now()
@@ -195,7 +177,7 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.loop(ctx, hc, c, next)
+			l.loop(ctx, t, deadline, c, next)
 		}()
 	}
 	progressDone := make(chan struct{})
@@ -275,18 +257,40 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// loop is one client: it takes requests from next until there are none,
-// sends each, and records what came back.
-func (l Load) loop(ctx context.Context, hc *fasthttp.HostClient, c *client, next func() (time.Time, bool)) {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
+// loop is one client on its own connection: it takes requests from next
+// until there are none, sends each, and records what came back. A
+// connection that fails or that the server closes is replaced by a new
+// one for the next request (not a retry: the failure counts). Requests in
+// flight when the run ends (at end) are cut short and not counted.
+func (l Load) loop(ctx context.Context, t target, end time.Time, c *client, next func() (time.Time, bool)) {
+	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
+	dialer := net.Dialer{Timeout: l.Timeout}
+	var nc net.Conn
+	br := bufio.NewReaderSize(nil, 16<<10)
+	closeConn := func() {
+		if nc != nil {
+			nc.Close()
+			nc = nil
+		}
+	}
+	defer closeConn()
 	var wait *time.Timer
 	defer func() {
 		if wait != nil {
 			wait.Stop()
 		}
 	}()
+	fail := func(err error, inWindow bool) {
+		c.e.Add(1)
+		if inWindow {
+			c.winN++
+			c.winF++
+		}
+		if len(c.errs) < 3 {
+			c.errs = append(c.errs, err.Error())
+		}
+	}
 	for {
 		due, ok := next()
 		if !ok {
@@ -304,33 +308,47 @@ func (l Load) loop(ctx context.Context, hc *fasthttp.HostClient, c *client, next
 			case <-wait.C:
 			}
 		}
-		req.Reset()
-		req.SetRequestURI(l.URL)
-		if l.NewConn {
-			req.SetConnectionClose()
-		}
 		inWindow := l.Window != nil && l.Window.Load()
 		t0 := time.Now()
 		if !due.IsZero() {
 			t0 = due // open loop: latency counts from when the request was due
 		}
-		err := hc.DoTimeout(req, resp, l.Timeout)
-		d := time.Since(t0)
-		inWindow = inWindow || l.Window != nil && l.Window.Load()
+		if nc == nil {
+			var err error
+			if nc, err = dialer.DialContext(ctx, "tcp", t.addr); err != nil {
+				nc = nil
+				if ctx.Err() != nil {
+					return // the run ended: not the server's failure
+				}
+				fail(err, inWindow)
+				continue
+			}
+			br.Reset(nc)
+		}
+		dl := time.Now().Add(l.Timeout)
+		if dl.After(end) {
+			dl = end
+		}
+		err := nc.SetDeadline(dl)
+		if err == nil {
+			_, err = nc.Write(t.request)
+		}
+		if err == nil {
+			err = resp.Read(br)
+		}
 		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, fasthttp.ErrTimeout) {
-				return // cut short by the end of the run: not the server's failure
+			closeConn()
+			if !time.Now().Before(end) || ctx.Err() != nil {
+				return // cut short by the end of the run
 			}
-			c.e.Add(1)
-			if inWindow {
-				c.winN++
-				c.winF++
-			}
-			if len(c.errs) < 3 {
-				c.errs = append(c.errs, err.Error())
-			}
+			fail(err, inWindow || l.Window != nil && l.Window.Load())
 			continue
 		}
+		d := time.Since(t0)
+		if l.NewConn || resp.ConnectionClose() {
+			closeConn()
+		}
+		inWindow = inWindow || l.Window != nil && l.Window.Load()
 		failed := false
 		if code := resp.StatusCode(); code < 200 || code > 299 {
 			c.non2xx.Add(1)
@@ -356,4 +374,34 @@ func (l Load) loop(ctx context.Context, hc *fasthttp.HostClient, c *client, next
 			c.lat.record(d)
 		}
 	}
+}
+
+// target is where a Load sends its requests: a TCP address and the bytes
+// of the one request, built once.
+type target struct {
+	addr    string
+	request []byte
+}
+
+// newTarget builds the request for an http:// URL: GET, HTTP/1.1, a Host
+// header, and "Connection: close" for one connection per request.
+func newTarget(rawURL string, newConn bool) (target, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return target{}, fmt.Errorf("url %q: %w", rawURL, err)
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return target{}, fmt.Errorf("url %q: want http://HOST:PORT/PATH", rawURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", u.RequestURI(), u.Host)
+	if newConn {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	return target{addr: addr, request: []byte(b.String())}, nil
 }
