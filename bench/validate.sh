@@ -19,13 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-7}; D=${D:-5s}; C=${C:-64}; PORT=${PORT:-18301}; PIN=${PIN:-1}
 OUT=${BENCH_OUT:-/tmp/launch-bench}/validate; mkdir -p "$OUT"
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+source bench/lib.sh
 
-if ! command -v wrk >/dev/null; then
-  log "installing wrk (apt-get)"
-  SUDO=(); [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq wrk >/dev/null || { log "ERROR: could not install wrk"; exit 1; }
-fi
+need_wrk
 go build -o bin/hello ./examples/hello
 go build -o bin/loadgen ./bench/loadgen
 
@@ -43,7 +39,7 @@ trap cleanup EXIT
 HOST=127.0.0.1 PORT=$PORT "${SRV[@]}" bin/hello >"$OUT/hello.log" 2>&1 &
 pid=$!
 URL="http://127.0.0.1:$PORT/"
-for _ in $(seq 50); do bin/loadgen -url "$URL" -c 1 -n 1 -d 1s 2>/dev/null | grep -q '"requests":1,' && break; sleep 0.1; done
+wait_answer "$URL" || die "bin/hello does not answer at $URL (see $OUT/hello.log)"
 
 # field NAME JSON: a number from loadgen's JSON
 field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" <<<"$2"; }
@@ -54,16 +50,6 @@ HZ=$(getconf CLK_TCK)
 children_ticks() { local st; read -r -a st < "/proc/$BASHPID/stat"; TICKS=$(( st[15] + st[16] )); }
 run_timed() { local t0; children_ticks; t0=$TICKS; "$@"; children_ticks; awk -v a="$t0" -v b="$TICKS" -v hz="$HZ" 'BEGIN{printf "%.3f\n", (b-a)/hz}' >&3; }
 
-# wait_quiet: until other processes leave the CPUs mostly idle (busy below
-# QUIET_PCT % over 1 s, while our servers idle), at most QUIET_WAIT s; this
-# machine may be shared. Prints how busy it was.
-QUIET_PCT=${QUIET_PCT:-25}; QUIET_WAIT=${QUIET_WAIT:-60}
-busy_pct() { local a b; read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-  local idle=$(( b[4] + b[5] - a[4] - a[5] )) total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 )); }
-wait_quiet() { local t=0 p; while p=$(busy_pct); (( p > QUIET_PCT && t < QUIET_WAIT )); do t=$((t + 1)); done
-  (( p > QUIET_PCT )) && log "note: the machine is busy ($p% of CPUs used by others); measuring anyway"; true; }
 
 raw="$OUT/rounds.tsv"; printf 'round\ttool\treq_per_s\tp50_ms\tp99_ms\terrors\tcpu_us_per_req\n' > "$raw"
 measure_loadgen() {
