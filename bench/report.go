@@ -115,7 +115,7 @@ func NewRow(instances int, res Result) Row {
 	r := Row{
 		Instances:    instances,
 		Requests:     res.Requests,
-		RPS:          res.RPS,
+		RPS:          math.Round(res.RPS*10) / 10,
 		P50Ms:        ms(res.P50),
 		P90Ms:        ms(res.P90),
 		P99Ms:        ms(res.P99),
@@ -129,15 +129,18 @@ func NewRow(instances int, res Result) Row {
 		FirstErrors:  res.FirstErrors,
 	}
 	if f, ok := Fairness(res.PerPID, instances); ok {
+		f = round3(f)
 		r.Fairness = &f
 	}
 	if res.Elapsed > 0 {
-		r.GeneratorCPUPct = 100 * res.GeneratorCPU.Seconds() / res.Elapsed.Seconds()
+		r.GeneratorCPUPct = math.Round(1000*res.GeneratorCPU.Seconds()/res.Elapsed.Seconds()) / 10
 	}
 	return r
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // Finish computes every row's speed-up and efficiency against the
 // baseline: the row with 1 instance, else the first row.
@@ -155,8 +158,8 @@ func (r *Report) Finish() {
 	for i := range r.Runs {
 		row := &r.Runs[i]
 		if base.RPS > 0 && base.Instances > 0 {
-			row.Speedup = row.RPS / base.RPS
-			row.Efficiency = row.Speedup / (float64(row.Instances) / float64(base.Instances))
+			row.Speedup = round3(row.RPS / base.RPS)
+			row.Efficiency = round3(row.RPS / base.RPS / (float64(row.Instances) / float64(base.Instances)))
 		}
 	}
 }

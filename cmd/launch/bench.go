@@ -86,7 +86,7 @@ the figures include the generator's own cost (reported).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.instances, "instances", "i", "", "instance counts to measure: a list like 1,2,4, ranges like 1-4, `max` (default 1,2,...,max; max = CPUs, or the --cpus count)")
+	f.StringVarP(&o.instances, "instances", "i", "", "instance counts to measure: a `list` like 1,2,4, ranges like 1-4, max (default 1-max; max = CPUs, or the --cpus count)")
 	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "measured load per instance count")
 	f.DurationVar(&o.warmup, "warmup", time.Second, "load before each measurement, not counted")
 	f.StringVar(&o.path, "path", "/", "request path")
@@ -398,7 +398,7 @@ func (p *benchProgress) stage(i, of, n int) func(what string, pr *bench.Progress
 		}
 		line := fmt.Sprintf("[%d/%d] %d %s: %s", i, of, n, plural(n, "instance"), what)
 		if pr != nil && pr.Elapsed > 0 {
-			line += fmt.Sprintf(" %.0fs/%.0fs  %s req/s  %s failed", pr.Elapsed.Seconds(), total.Seconds(),
+			line += fmt.Sprintf(" %.1fs/%gs  %s req/s  %s failed", pr.Elapsed.Seconds(), total.Seconds(),
 				bench.FormatCount(float64(pr.Requests)/pr.Elapsed.Seconds()), bench.FormatCount(float64(pr.Failed)))
 		}
 		fmt.Fprintf(p.w, "\r\033[K%s", line)

@@ -31,6 +31,14 @@ func benchOne(ctx context.Context, o benchOptions, p *benchPlan, n int, show fun
 	}
 
 	load := bench.Load{URL: p.url, Conns: o.conns, NewConn: o.newConn, Rate: o.rate, Timeout: o.timeout}
+	// One request first: a target that refuses or fails is reported at
+	// once, rather than after a warm-up of errors as fast as they come.
+	probe := bench.Load{URL: p.url, Conns: 1, MaxRequests: 1, Duration: o.timeout, Timeout: o.timeout}
+	if res, err := probe.Run(ctx); err != nil {
+		return bench.Row{}, err
+	} else if err := checkAnswered(res, m, "first request"); err != nil {
+		return bench.Row{}, err
+	}
 	if o.warmup > 0 {
 		show("warming up", nil, 0)
 		w := load
@@ -100,9 +108,9 @@ func checkAnswered(res bench.Result, m *benchMaster, what string) error {
 	}
 	why := fmt.Sprintf("%d socket errors or timeouts, %d non-2xx answers", res.Errors, res.Non2xx)
 	if len(res.FirstErrors) > 0 {
-		why += "; first: " + res.FirstErrors[0]
+		why = res.FirstErrors[0] + "; " + why
 	}
-	return fmt.Errorf("no request succeeded during the %s (%s); the master's output ends with:\n%s", what, why, m.outputTail())
+	return fmt.Errorf("no request succeeded (%s: %s); the master's output ends with:\n%s", what, why, m.outputTail())
 }
 
 // reloads sends n SIGHUPs to the master, spread over the run (the i-th at
