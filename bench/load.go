@@ -74,8 +74,9 @@ type Result struct {
 	// Non2xx are answers whose status was not 2xx.
 	Non2xx int64 `json:"non_2xx"`
 	// Unsent (open loop only) counts requests that were due before the
-	// run ended but found no free connection: the server fell that far
-	// behind. They are in no other count.
+	// run ended but got no answer in it: most found no free connection
+	// (the server fell that far behind), a few (at most Conns) were still
+	// in flight at the end. They are in no other count.
 	Unsent  int64         `json:"unsent"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// RPS is Requests per second of Elapsed.
@@ -279,6 +280,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 	// four setsockopt calls per connection.
 	dialer := net.Dialer{KeepAlive: -1}
 	var nc net.Conn
+	var dl time.Time // nc's deadline
 	br := bufio.NewReaderSize(nil, 16<<10)
 	closeConn := func() {
 		if nc != nil {
@@ -336,12 +338,20 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 				continue
 			}
 			br.Reset(nc)
+			dl = time.Time{}
 		}
-		dl := time.Now().Add(l.Timeout)
-		if dl.After(end) {
-			dl = end
+		// The connection's deadline moves only when less than half the
+		// timeout is left: a request gets between Timeout/2 and Timeout
+		// (never past the run's end), and the timer is not reset on every
+		// request, which costs about 5% of the generator's CPU.
+		var err error
+		if now := time.Now(); dl.Sub(now) < l.Timeout/2 && dl.Before(end) {
+			dl = now.Add(l.Timeout)
+			if dl.After(end) {
+				dl = end
+			}
+			err = nc.SetDeadline(dl)
 		}
-		err := nc.SetDeadline(dl)
 		if err == nil {
 			_, err = nc.Write(t.request)
 		}
