@@ -91,6 +91,7 @@ awk -F'\t' -v pin="$pinning" -v c="$C" -v d="$D" -v rounds="$ROUNDS" '
     printf "\nratio loadgen/wrk (median req/s): %.3f; median of per-round ratios: %.3f (%s, %d connections, %s x %d rounds)\n", ratio, med(rr, "r"), pin, c, d, rounds
     # Pairs measured back to back see the same machine: their ratio is the
     # steadier figure on a shared machine, so it decides.
-    if (med(rr, "r") >= 0.9) print "PASS: within 10% of wrk or above"; else { print "FAIL: the generator measures less than 90% of what wrk measures"; exit 1 }
+    if (med(rr, "r") > 1.1) print "note: the generator measures more than wrk. Both count only what the server answered, so wrk was likely held back: on a busy machine its one thread is descheduled with all 64 connections at once (compare the p99s)"
+    if (med(rr, "r") >= 0.9) print "PASS: at least 90% of what wrk measures"; else { print "FAIL: the generator measures less than 90% of what wrk measures"; exit 1 }
   }' "$raw"
 echo "raw: $raw; reproduce: make bench-validate (ROUNDS=$ROUNDS D=$D C=$C PIN=$PIN)"

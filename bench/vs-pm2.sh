@@ -66,6 +66,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_workers URL N: until answers come from N different workers (X-Pid),
+# 20 s at most: pm2 start returns before its cluster workers listen.
+wait_workers() {
+  local i seen
+  for i in $(seq 100); do
+    seen=$(bin/loadgen -url "$1" -c 2 -n 40 -d 2s -new-conn 2>/dev/null |
+      python3 -c 'import json,sys; print(len([k for k in json.load(sys.stdin)["per_pid"] if k]))' 2>/dev/null || echo 0)
+    (( seen >= $2 )) && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
 # measure CONFIG N MODE ROUND: one measurement; appends a JSON line to raw.
 raw="$OUT/raw.jsonl"; : > "$raw"
 measure() {
@@ -81,8 +94,7 @@ measure() {
       local lflag=(); [[ $mode == new-conn ]] && lflag=(-new-conn)
       HOST=127.0.0.1 PORT=$PM2_PORT "$PM2BIN" start "$ROOT/examples/hello-node/app.js" --name vs-pm2 -i "$n" >"$OUT/pm2-start.log" 2>&1 ||
         { cat "$OUT/pm2-start.log" >&2; die "pm2 start failed"; }
-      wait_answer "http://127.0.0.1:$PM2_PORT/" || die "PM2's app does not answer on $PM2_PORT"
-      sleep 0.5 # let every cluster worker come up
+      wait_workers "http://127.0.0.1:$PM2_PORT/" "$n" || die "PM2's app does not answer from $n workers on $PM2_PORT"
       bin/loadgen -url "http://127.0.0.1:$PM2_PORT/" -c "$C" -d 1s "${lflag[@]}" >/dev/null
       j=$(bin/loadgen -url "http://127.0.0.1:$PM2_PORT/" -c "$C" -d "$D" "${lflag[@]}" -workers "$n")
       "$PM2BIN" delete vs-pm2 >/dev/null 2>&1
