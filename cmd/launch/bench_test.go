@@ -70,7 +70,9 @@ func TestBenchJSONAndChart(t *testing.T) {
 		if row.RPS <= 0 || row.Requests <= 0 || row.P50Ms <= 0 || row.P99Ms < row.P50Ms || row.Availability != 1 {
 			t.Errorf("%d instances: %+v; want throughput, latencies, no failure", row.Instances, row)
 		}
-		if row.Fairness == nil || len(row.PerWorker) != row.Instances {
+		// Not every worker need have answered: with keep-alive on a shared
+		// socket, one worker may accept every connection.
+		if row.Fairness == nil || len(row.PerWorker) < 1 || len(row.PerWorker) > row.Instances || row.PerWorker[""] != 0 {
 			t.Errorf("%d instances: fairness %v, per worker %v: hello sends X-Pid", row.Instances, row.Fairness, row.PerWorker)
 		}
 	}
