@@ -38,3 +38,11 @@ wait_answer() {
   done
   return 1
 }
+
+# need_free_port PORT: fails when something already listens on
+# 127.0.0.1:PORT (this machine may run other people's benchmarks).
+need_free_port() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "127.0.0.1:$1 is in use by another process (see ss -ltnp); choose other ports (PORT= or BASE_PORT=)"
+  fi
+}

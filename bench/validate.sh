@@ -17,7 +17,7 @@
 # Load goes to 127.0.0.1 only; every process is stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-7}; D=${D:-5s}; C=${C:-64}; PORT=${PORT:-18301}; PIN=${PIN:-1}
+ROUNDS=${ROUNDS:-7}; D=${D:-5s}; C=${C:-64}; PORT=${PORT:-18341}; PIN=${PIN:-1}
 OUT=${BENCH_OUT:-/tmp/launch-bench}/validate; mkdir -p "$OUT"
 source bench/lib.sh
 
@@ -36,10 +36,13 @@ fi
 pid=""
 cleanup() { [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
+need_free_port "$PORT"
 HOST=127.0.0.1 PORT=$PORT "${SRV[@]}" bin/hello >"$OUT/hello.log" 2>&1 &
 pid=$!
 URL="http://127.0.0.1:$PORT/"
 wait_answer "$URL" || die "bin/hello does not answer at $URL (see $OUT/hello.log)"
+# The answer must come from our hello (X-Pid), not from someone else's server.
+bin/loadgen -url "$URL" -c 1 -n 1 -d 1s | grep -q "\"per_pid\":{\"$pid\":1}" || die "the server at $URL is not the bin/hello started here (pid $pid)"
 
 # field NAME JSON: a number from loadgen's JSON
 field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" <<<"$2"; }

@@ -25,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 source bench/lib.sh
-RUNS=${RUNS:-1}; D=${D:-5s}; C=${C:-64}; BASE_PORT=${BASE_PORT:-18321}
+RUNS=${RUNS:-1}; D=${D:-5s}; C=${C:-64}; BASE_PORT=${BASE_PORT:-18351}
 OUT=${BENCH_OUT:-/tmp/launch-bench}/vs-pm2; mkdir -p "$OUT"
 PEER=${PEER:-$ROOT/../shared/peer}
 PEER_WORK=${PEER_WORK:-/tmp/peer}
@@ -60,6 +60,7 @@ apps:
     wait_ready: true
 YAML
 PM2_PORT=$((BASE_PORT + 2))
+for p in "$BASE_PORT" "$((BASE_PORT + 1))" "$PM2_PORT"; do need_free_port "$p"; done
 
 cleanup() {
   "$PM2BIN" kill >/dev/null 2>&1 || true
