@@ -219,6 +219,9 @@ func planBench(o benchOptions) (*benchPlan, error) {
 		}
 		p.report.AppCPUs = p.appCPUs
 		maxN = len(p.appCPUs)
+		if maxN == 1 {
+			p.report.Warnings = append(p.report.Warnings, fmt.Sprintf("--cpus %s gives the app one CPU: more than one instance cannot be faster there", o.cpus))
+		}
 		if len(p.report.GeneratorCPUs) == 0 {
 			p.report.Warnings = append(p.report.Warnings, fmt.Sprintf("--cpus %s leaves no CPU for the load generator: it shares the workers' CPUs, and the figures include its cost", o.cpus))
 		} else {

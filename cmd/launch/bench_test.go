@@ -141,6 +141,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"non-loopback target", []string{hello, "--target", "192.0.2.1:80"}, "loopback addresses only"},
 		{"unknown app", []string{hello, "api"}, `no app "api"`},
 		{"bad output", []string{hello, "-o", "yaml"}, "want table or json"},
+		{"flags before the file", []string{"-o", "yaml", hello}, "want table or json"},
+		{"bad cpus", []string{hello, "--cpus", "1-x"}, "not a CPU number"},
 		{"bad instances", []string{hello, "--instances", "0"}, "not a count"},
 	} {
 		_, errs, code := runBenchCmd(t, c.args...)
