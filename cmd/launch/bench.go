@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/launch-go/launch/bench"
 	"github.com/launch-go/launch/config"
@@ -389,8 +390,12 @@ type benchProgress struct {
 }
 
 func newBenchProgress(w io.Writer) *benchProgress {
-	f, ok := w.(*os.File)
-	return &benchProgress{w: w, tty: ok && isTerminal(f)}
+	tty := false
+	if f, ok := w.(*os.File); ok && os.Getenv("TERM") != "dumb" {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	return &benchProgress{w: w, tty: tty}
 }
 
 // stage returns the function that reports progress of one run.
