@@ -105,3 +105,12 @@ func PinThread(cpus []int) (restore func() error, err error) {
 	}
 	return func() error { return unix.SchedSetaffinity(0, &old) }, nil
 }
+
+// GeneratorProcs is the GOMAXPROCS a load generator should run with when
+// it shares cpus CPUs with the server it loads: one per four CPUs, at
+// least one. Go's idle Ps spin looking for work before they sleep, and on
+// a small machine that spinning takes CPU from the server being measured.
+// On 2 vCPUs against PM2 with 2 workers, GOMAXPROCS=1 measured 9.3k and
+// 17.0k req/s in two rounds, GOMAXPROCS=2 6.0k and 11.5k, wrk -t1 11.8k
+// and 16.3k; one P sends 50-100k req/s, so big machines get more.
+func GeneratorProcs(cpus int) int { return max(1, cpus/4) }

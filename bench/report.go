@@ -26,10 +26,12 @@ type Report struct {
 	CPUs int `json:"cpus"`
 	// AppCPUs and GeneratorCPUs are the pinned CPU sets (--cpus), empty
 	// when nothing was pinned.
-	AppCPUs       []int    `json:"app_cpus,omitempty"`
-	GeneratorCPUs []int    `json:"generator_cpus,omitempty"`
-	Warnings      []string `json:"warnings,omitempty"`
-	Runs          []Row    `json:"runs"`
+	AppCPUs       []int `json:"app_cpus,omitempty"`
+	GeneratorCPUs []int `json:"generator_cpus,omitempty"`
+	// GeneratorProcs is the GOMAXPROCS the load generator ran with.
+	GeneratorProcs int      `json:"generator_procs"`
+	Warnings       []string `json:"warnings,omitempty"`
+	Runs           []Row    `json:"runs"`
 }
 
 // Row is one instance count's measurement.
@@ -223,7 +225,7 @@ func (r Report) WriteTable(w io.Writer) error {
 		if r.Rate > 0 {
 			fmt.Fprintf(&b, ", open loop at %s req/s", thousands(r.Rate))
 		}
-		fmt.Fprintf(&b, "; the generator used up to %.0f%% of a CPU\n", cpu)
+		fmt.Fprintf(&b, "; the generator (GOMAXPROCS %d) used up to %.0f%% of a CPU\n", r.GeneratorProcs, cpu)
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", warn)

@@ -43,6 +43,7 @@ type benchOptions struct {
 	target        string
 	env           string
 	readyTimeout  time.Duration
+	procs         int
 }
 
 var errInterrupted = errors.New("interrupted")
@@ -104,6 +105,7 @@ the figures include the generator's own cost (reported).`,
 	f.StringVar(&o.target, "target", "", "load this loopback `host:port` instead of the app's first listen address (for apps that bind their own port)")
 	f.StringVar(&o.env, "env", "", "use the app file's env_NAME section over env (as launch --env)")
 	f.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long the master may take to be ready")
+	f.IntVar(&o.procs, "generator-procs", 0, "GOMAXPROCS of the load generator (default: one per 4 CPUs it shares with the app, or every CPU --cpus leaves it)")
 	return cmd
 }
 
@@ -229,12 +231,21 @@ func planBench(o benchOptions) (*benchPlan, error) {
 			if err := bench.PinProcess(p.report.GeneratorCPUs); err != nil {
 				return nil, &exitError{code: exitFailure, err: err}
 			}
-			runtime.GOMAXPROCS(len(p.report.GeneratorCPUs))
+			p.report.GeneratorProcs = len(p.report.GeneratorCPUs)
 		}
 	} else {
 		p.report.Warnings = append(p.report.Warnings, fmt.Sprintf("the load generator and the workers share the same %d %s (no --cpus): the generator's own CPU use (shown above) is taken from the app, so req/s understates what the app alone could do%s",
 			maxN, plural(maxN, "CPU"), map[bool]string{true: "; this machine has too few CPUs to pin them apart usefully", false: ""}[maxN < 4]))
 	}
+	// The generator's own threads: on the CPUs it shares with the app,
+	// few (see bench.GeneratorProcs); on CPUs of its own, all of them.
+	switch {
+	case o.procs > 0:
+		p.report.GeneratorProcs = o.procs
+	case p.report.GeneratorProcs == 0:
+		p.report.GeneratorProcs = bench.GeneratorProcs(runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(p.report.GeneratorProcs)
 	if p.counts, err = parseInstanceList(o.instances, maxN); err != nil {
 		return nil, err
 	}
