@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo bench bench-fairness e2e fuzz clean
+.PHONY: all build test demo bench bench-fairness bench-validate bench-vs-pm2 e2e fuzz clean
 
 all: build
 
@@ -32,6 +32,14 @@ bench: build
 ## bench-fairness: shared vs reuseport: per-worker share, Jain's index, p99 (about 6 min)
 bench-fairness: build
 	bench/fairness.sh
+
+## bench-validate: launch bench's load generator vs wrk -t1 on the Go example, same load; ratio must be >= 0.9 (about 2 min)
+bench-validate:
+	bench/validate.sh
+
+## bench-vs-pm2: 1 vs 2 instances, keep-alive and new-connection: Go and Node examples under launch, Node under PM2 cluster mode (about 3 min)
+bench-vs-pm2:
+	bench/vs-pm2.sh
 
 ## e2e: the end-to-end and supervisor tests (real processes, signals, load on
 ## 127.0.0.1) five times over with -race, to shake out flakes (about 12 min)

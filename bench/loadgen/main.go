@@ -3,7 +3,7 @@
 // quantiles, and the answers per worker (from the X-Pid header) with
 // Jain's fairness index. bench/fairness.sh uses it.
 //
-//	loadgen -url http://127.0.0.1:8080/ -c 64 -d 5s [-new-conn] [-workers 2]
+//	loadgen -url http://127.0.0.1:8080/ -c 64 -d 5s [-new-conn] [-rate R] [-workers 2] [-procs N]
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/launch-go/launch/bench"
@@ -26,8 +27,16 @@ func main() {
 	flag.DurationVar(&l.Duration, "d", 5*time.Second, "duration")
 	flag.Int64Var(&l.MaxRequests, "n", 0, "stop after this many requests (0: only -d)")
 	flag.BoolVar(&l.NewConn, "new-conn", false, "one TCP connection per request")
+	flag.Float64Var(&l.Rate, "rate", 0, "open loop at this many requests/s in all (0: closed loop)")
 	workers := flag.Int("workers", 0, "number of workers behind the URL, for the fairness index")
+	procs := flag.Int("procs", 0, "GOMAXPROCS (default: $GOMAXPROCS if set, else one per 4 CPUs, as launch bench)")
 	flag.Parse()
+	switch {
+	case *procs > 0:
+		runtime.GOMAXPROCS(*procs)
+	case os.Getenv("GOMAXPROCS") == "":
+		runtime.GOMAXPROCS(bench.GeneratorProcs(runtime.GOMAXPROCS(0)))
+	}
 	if err := loopbackOnly(l.URL); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)

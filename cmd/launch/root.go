@@ -103,7 +103,7 @@ Exit codes: 0 after a clean stop, 1 on a runtime failure or forced stop,
 		newAppOpCmd("stop", "Stop an app's workers and keep them stopped (its sockets stop listening)"),
 		newAppOpCmd("start", "Start the workers of an app that was stopped, or that is errored"),
 		newAppOpCmd("restart", "Stop and start every worker of an app at once (blunt; reload has no downtime)"),
-		newScaleCmd(), newLogsCmd(), newSignalCmd(), newReloadCmd())
+		newScaleCmd(), newLogsCmd(), newSignalCmd(), newReloadCmd(), newBenchCmd())
 	cmd.SuggestionsMinimumDistance = 2
 	return cmd
 }

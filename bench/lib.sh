@@ -1,0 +1,48 @@
+# Helpers for bench/validate.sh and bench/vs-pm2.sh. Source it; do not run it.
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# need_wrk: installs Debian's wrk when it is missing.
+need_wrk() {
+  command -v wrk >/dev/null && return 0
+  log "installing wrk (apt-get)"
+  local sudo=(); [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq wrk >/dev/null || die "could not install wrk"
+}
+
+# wait_quiet: until other processes leave the CPUs mostly idle (busy below
+# QUIET_PCT % over 1 s while our servers idle), at most QUIET_WAIT s: this
+# machine may be shared, and a measurement next to someone's build says
+# little. Measures anyway after that, with a note.
+QUIET_PCT=${QUIET_PCT:-25}; QUIET_WAIT=${QUIET_WAIT:-60}
+busy_pct() {
+  local a b i idle total=0
+  read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
+  idle=$(( b[4] + b[5] - a[4] - a[5] ))
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+wait_quiet() {
+  local t=0 p
+  while p=$(busy_pct); (( p > QUIET_PCT && t < QUIET_WAIT )); do t=$((t + 1)); done
+  if (( p > QUIET_PCT )); then log "note: the machine is busy ($p% of CPUs used by others); measuring anyway"; fi
+  return 0
+}
+
+# wait_answer URL: until bin/loadgen gets one answer (10 s at most).
+wait_answer() {
+  local i
+  for i in $(seq 100); do
+    bin/loadgen -url "$1" -c 1 -n 1 -d 1s 2>/dev/null | grep -q '"requests":1,' && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# need_free_port PORT: fails when something already listens on
+# 127.0.0.1:PORT (this machine may run other people's benchmarks).
+need_free_port() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "127.0.0.1:$1 is in use by another process (see ss -ltnp); choose other ports (PORT= or BASE_PORT=)"
+  fi
+}
