@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo bench bench-fairness e2e fuzz clean
+.PHONY: all build test demo bench bench-fairness bench-control bench-reload bench-naive-reload e2e fuzz clean
 
 all: build
 
@@ -24,14 +24,30 @@ test:
 demo: build
 	bin/launch -i max examples/hello/app.yaml
 
-## bench: overhead vs the app run by hand and vs PM2, then balance-mode fairness (about 30 min)
+## bench: overhead vs the app run by hand and vs PM2, balance-mode fairness,
+## control-plane overhead, rolling reload vs PM2, naive-app reload (about 45 min)
 bench: build
 	bench/overhead.sh
 	bench/fairness.sh
+	bench/control.sh
+	bench/reload.sh
+	bench/naive-reload.sh
 
 ## bench-fairness: shared vs reuseport: per-worker share, Jain's index, p99 (about 6 min)
 bench-fairness: build
 	bench/fairness.sh
+
+## bench-control: master RSS, idle CPU and `launch ls` latency at 1/50/200 workers, vs PM2 (about 3 min)
+bench-control: build
+	bench/control.sh
+
+## bench-reload: rolling reload under load, launch vs PM2: failures, p99, reload time (about 6 min)
+bench-reload: build
+	bench/reload.sh
+
+## bench-naive-reload: failed requests per reload of an app that does not drain, shared vs reuseport (about 3 min)
+bench-naive-reload: build
+	bench/naive-reload.sh
 
 ## e2e: the end-to-end and supervisor tests (real processes, signals, load on
 ## 127.0.0.1) five times over with -race, to shake out flakes (about 3 min)

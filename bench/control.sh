@@ -128,7 +128,7 @@ for n in $COUNTS; do
   t0=$EPOCHREALTIME
   "$LAUNCH" -i "$n" --name "$name" "$TMP/sleep.yaml" >"$lg" 2>&1 &
   mp=$!; MASTERS+=("$mp")
-  i=0; until grep -q "ready ($n of $n workers online)" "$lg"; do
+  i=0; until grep -q "ready ($n of $n workers online)" "$lg" 2>/dev/null; do
     alive "$mp" && (( i < 600 )) || { log "launch did not get ready with $n workers:"; tail -20 "$lg" >&2; exit 1; }
     sleep 0.05; i=$((i + 1))
   done

@@ -191,7 +191,7 @@ EOF
   "${SRV_PIN[@]}" "$LAUNCH" --name reloadbench "$TMP/web.yaml" >"$OUT/logs/launch.log" 2>&1 &
   MASTER=$!
   local i=0
-  until grep -q "ready (2 of 2 workers online)" "$OUT/logs/launch.log"; do
+  until grep -q "ready (2 of 2 workers online)" "$OUT/logs/launch.log" 2>/dev/null; do
     alive "$MASTER" && (( i < 200 )) || { tail -20 "$OUT/logs/launch.log" >&2; die "launch did not get ready"; }
     sleep 0.1; i=$((i + 1))
   done
