@@ -34,7 +34,10 @@
 #         (curl's time_total, without curl's own start), when curl exists.
 #         Every answer is checked to list N processes.
 # Nothing is pinned (no load runs; latency is process start + one RPC), but
-# the machine is shared: the load average is printed with the table.
+# the machine may be shared: before the ls loop the script waits (at most
+# QUIET_WAIT, 60 s) until the machine is at most QUIET_PCT (15) % busy; the
+# load average is printed with the table. The CPU figures are per process
+# and do not depend on it.
 # Targets (issue "control plane"): master RSS < 30 MB at 200 workers, idle
 # CPU < 2% of one core at 200 workers, `launch ls` < 50 ms.
 # Cleanup: the launch master is stopped by PID (SIGTERM; its workers stop with
@@ -44,6 +47,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 COUNTS="${COUNTS:-1 50 200}"
+QUIET_PCT="${QUIET_PCT:-15}"; QUIET_WAIT="${QUIET_WAIT:-60}"; NOISY=0
 IDLE_S="${IDLE_S:-10}"; LS_N="${LS_N:-30}"; SETTLE_S="${SETTLE_S:-5}"
 OUT="${BENCH_OUT:-/tmp/launch-bench}/control"
 PEER="${PEER:-$ROOT/../shared/peer}"
@@ -103,6 +107,19 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}' | g
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
 pss_kb() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null; }
 # stats: numbers on stdin -> "median p95 min max"
+# wait_quiet: until the whole machine is at most QUIET_PCT % busy over 1 s,
+# at most QUIET_WAIT s (the machine may be shared; see bench/reload.sh)
+wait_quiet() {
+  local t=0 a b busy
+  while (( t < QUIET_WAIT )); do
+    read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
+    busy=$(awk -v u=$(( (b[1]+b[2]+b[3]+b[6]+b[7]) - (a[1]+a[2]+a[3]+a[6]+a[7]) )) -v i=$(( (b[4]+b[5]) - (a[4]+a[5]) )) 'BEGIN{ printf "%d", (u+i>0) ? 100*u/(u+i) : 0 }')
+    (( busy <= QUIET_PCT )) && return 0
+    t=$((t + 1))
+  done
+  log "NOTE: the machine stayed busier than $QUIET_PCT% for ${QUIET_WAIT}s (last: $busy%); measuring anyway"
+  NOISY=$((NOISY + 1))
+}
 stats() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "NA NA NA NA"; exit}
   m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; k = int(0.95*NR + 0.999999); if (k<1) k=1; print m, a[k], a[1], a[NR] }'; }
 mib() { awk -v k="$1" 'BEGIN{ if (k=="" || k=="NA") print "–"; else printf "%.1f", k/1024 }'; }
@@ -159,6 +176,7 @@ for n in $COUNTS; do
   p_cpu=NA; [[ -n $god ]] && p_cpu=$(awk -v d=$((b1 - b0)) -v hz="$HZ" -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", d/hz/(b-a)*100}')
   log "idle ${IDLE_S}s: launch $((a1 - a0)) ticks ($l_cpu%), pm2 $((b1 - b0)) ticks ($p_cpu%)"
   # ls latency, alternating launch / pm2 / curl
+  wait_quiet
   : > "$TMP/l.ms"; : > "$TMP/p.ms"; : > "$TMP/c.ms"; l_list=""; p_list=""
   for k in $(seq 1 "$LS_N"); do
     t0=$EPOCHREALTIME; "$LAUNCH" ls -o json --name "$name" >"$TMP/ls.json" 2>&1; t1=$EPOCHREALTIME
@@ -199,7 +217,7 @@ yn() { awk -v v="$1" -v lim="$2" 'BEGIN{ if (v==""||v=="NA") print "?"; else pri
   echo
   echo "## Control plane: master overhead with N sleeping workers, launch vs PM2"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $("$LAUNCH" version 2>/dev/null | head -1), pm2 $( (( HAVE_PM2 )) && node -p "require('$PEER_WORK/node_modules/pm2/package.json').version" || echo none), load average before/after: $LOADAVG0 / $(cut -d' ' -f1-3 /proc/loadavg). Took $((T1 - T0)) s."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $("$LAUNCH" version 2>/dev/null | head -1), pm2 $( (( HAVE_PM2 )) && node -p "require('$PEER_WORK/node_modules/pm2/package.json').version" || echo none), load average before/after: $LOADAVG0 / $(cut -d' ' -f1-3 /proc/loadavg). ls loops started on a machine busier than $QUIET_PCT% (after waiting ${QUIET_WAIT} s): $NOISY of $(wc -w <<<"$COUNTS"). Took $((T1 - T0)) s."
   echo
   echo "| workers | launch master RSS MiB (PSS) | PM2 daemon RSS MiB (PSS) | PM2/launch RSS | launch idle CPU % of a core | PM2 idle CPU % | launch \`ls -o json\` ms median / p95 | raw socket \`curl /v1/ls\` ms median / p95 | \`pm2 jlist\` ms median / p95 | pm2/launch (median) | time to all online: launch / PM2 s |"
   echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
