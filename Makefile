@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo bench bench-fairness bench-validate bench-vs-pm2 e2e fuzz clean
+.PHONY: all build test demo bench bench-fairness bench-control bench-reload bench-naive-reload bench-proxy bench-validate bench-vs-pm2 e2e fuzz clean
 
 all: build
 
@@ -24,10 +24,16 @@ test:
 demo: build
 	bin/launch -i max examples/hello/app.yaml
 
-## bench: overhead vs the app run by hand and vs PM2, then balance-mode fairness (about 30 min)
+## bench: every benchmark below, one after the other (about 60 min)
 bench: build
 	bench/overhead.sh
 	bench/fairness.sh
+	bench/control.sh
+	bench/reload.sh
+	bench/naive-reload.sh
+	bench/proxy.sh
+	bench/validate.sh
+	bench/vs-pm2.sh
 
 ## bench-fairness: shared vs reuseport: per-worker share, Jain's index, p99 (about 6 min)
 bench-fairness: build
@@ -40,6 +46,22 @@ bench-validate:
 ## bench-vs-pm2: 1 vs 2 instances, keep-alive and new-connection: Go and Node examples under launch, Node under PM2 cluster mode (about 3 min)
 bench-vs-pm2:
 	bench/vs-pm2.sh
+
+## bench-control: master RSS, idle CPU and `launch ls` latency at 1/50/200 workers, vs PM2 (about 3 min)
+bench-control: build
+	bench/control.sh
+
+## bench-reload: rolling reload under load, launch vs PM2: failures, p99, reload time (about 6 min)
+bench-reload: build
+	bench/reload.sh
+
+## bench-naive-reload: failed requests per reload of an app that does not drain, shared vs reuseport (about 3 min)
+bench-naive-reload: build
+	bench/naive-reload.sh
+
+## bench-proxy: proxy mode vs going direct vs nginx as a reverse proxy, http and tcp (about 5 min)
+bench-proxy: build
+	bench/proxy.sh
 
 ## e2e: the end-to-end and supervisor tests (real processes, signals, load on
 ## 127.0.0.1) five times over with -race, to shake out flakes (about 12 min)
