@@ -56,8 +56,7 @@ PEER_WORK="${PEER_WORK:-/tmp/peer}"
 PM2BIN="$PEER_WORK/node_modules/.bin/pm2"
 HZ=$(getconf CLK_TCK)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy
 
 mkdir -p "$OUT" || die "cannot create $OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/launch-control.XXXXXX") || die "mktemp"
@@ -81,15 +80,6 @@ pm2() { (cd "$TMP" && "$PM2BIN" "$@"); }
 
 # ---------------------------------------------------------------- cleanup
 MASTERS=(); SLEEPERS=(); PM2_UP=0
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # PID [grace_s]
-  local p=$1 g=${2:-10} i=0
-  alive "$p" || return 0
-  kill -TERM "$p" 2>/dev/null
-  while alive "$p" && (( i < g * 10 )); do sleep 0.1; i=$((i + 1)); done
-  alive "$p" && { log "pid $p alive ${g}s after SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
-  wait "$p" 2>/dev/null
-}
 cleanup() {
   local p
   for p in "${MASTERS[@]}"; do stop_pid "$p" 15; done

@@ -1,4 +1,4 @@
-# Helpers for bench/validate.sh and bench/vs-pm2.sh. Source it; do not run it.
+# Helpers for the bench/*.sh scripts. Source it; do not run it.
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -46,3 +46,19 @@ need_free_port() {
     die "127.0.0.1:$1 is in use by another process (see ss -ltnp); choose other ports (PORT= or BASE_PORT=)"
   fi
 }
+
+# alive PID: the process runs.
+alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# stop_pid PID [GRACE_S]: SIGTERM, then SIGKILL after GRACE_S (10) seconds.
+stop_pid() {
+  local p=$1 g=${2:-10} i=0
+  alive "$p" || return 0
+  kill -TERM "$p" 2>/dev/null
+  while alive "$p" && (( i < g * 10 )); do sleep 0.1; i=$((i + 1)); done
+  alive "$p" && { log "pid $p alive ${g}s after SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
+  wait "$p" 2>/dev/null
+}
+
+# port_busy PORT: something accepts on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -43,8 +43,7 @@ PEER="${PEER:-$ROOT/../shared/peer}"
 PEER_WORK="${PEER_WORK:-/tmp/peer}"
 WIN_S=$(awk -v r="$RELOADS" -v g="$GAP_S" 'BEGIN{printf "%d", r*g + 2.999}')
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy
 
 mkdir -p "$OUT/wrk" "$OUT/logs" || die "cannot create $OUT"
 rm -f "$OUT"/wrk/* "$OUT"/logs/*
@@ -71,15 +70,6 @@ if [[ $PIN == 1 ]]; then WT=1; SRV_PIN=(taskset -c 0); LG_PIN=(taskset -c 1); HE
 # ---------------------------------------------------------------- cleanup
 declare -A MASTER PORT
 LOADPIDS=(); WORKERS=()
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # PID [grace_s]
-  local p=$1 g=${2:-10} i=0
-  alive "$p" || return 0
-  kill -TERM "$p" 2>/dev/null
-  while alive "$p" && (( i < g * 10 )); do sleep 0.1; i=$((i + 1)); done
-  alive "$p" && { log "pid $p alive ${g}s after SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
-  wait "$p" 2>/dev/null
-}
 cleanup() {
   local p m
   for p in "${LOADPIDS[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
@@ -91,7 +81,6 @@ trap 'cleanup; rm -rf "$TMP"' EXIT
 trap 'log interrupted; exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wrk_parse() { # FILE -> "rps p99_ms sock_errors non2xx requests detail"
   awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }

@@ -74,8 +74,7 @@ PM2BIN="$PEER_WORK/node_modules/.bin/pm2"
 APPJS="$ROOT/examples/hello-node/app.js"
 LPORT=18301; PPORT=18302
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy
 
 mkdir -p "$OUT/wrk" "$OUT/logs" || die "cannot create $OUT"
 rm -f "$OUT"/wrk/* "$OUT"/logs/*
@@ -113,15 +112,6 @@ fi
 
 # ---------------------------------------------------------------- cleanup
 MASTER=""; PM2_UP=0; LOADPIDS=(); WORKERS=()
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # PID [grace_s]
-  local p=$1 g=${2:-10} i=0
-  alive "$p" || return 0
-  kill -TERM "$p" 2>/dev/null
-  while alive "$p" && (( i < g * 10 )); do sleep 0.1; i=$((i + 1)); done
-  alive "$p" && { log "pid $p alive ${g}s after SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
-  wait "$p" 2>/dev/null
-}
 cleanup() {
   local p
   for p in "${LOADPIDS[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
@@ -136,7 +126,6 @@ trap 'cleanup; rm -rf "$TMP"' EXIT
 trap 'log interrupted; exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_http() { local i=0; while (( i < ${2:-20} * 10 )); do
   [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")" == 200 ]] && return 0; sleep 0.1; i=$((i + 1)); done; return 1; }
 # wrk_parse FILE -> "rps p99_ms sock_errors non2xx requests detail"
