@@ -351,6 +351,24 @@ func (r *Relisten) Commit() {
 		k.Name = r.listens[i].Name
 	}
 	r.set.listens, r.set.socks = r.listens, r.socks
+	r.set.syncPauseLocked()
+}
+
+// syncPauseLocked pauses every socket of a set in which one is paused (an
+// app with no worker to come back: stopped, or all errored), so an address
+// a reload added or put back refuses connections like the others instead
+// of queueing them for nobody.
+func (s *Set) syncPauseLocked() {
+	paused := false
+	for _, k := range s.socks {
+		paused = paused || k.paused
+	}
+	if !paused {
+		return
+	}
+	for _, k := range s.socks {
+		k.pause()
+	}
 }
 
 // Revert undoes a Commit whose roll failed: the set hands out its old
@@ -363,6 +381,7 @@ func (r *Relisten) Revert() {
 	for i, k := range r.oldSocks {
 		k.Name = r.oldNames[i]
 	}
+	r.set.syncPauseLocked()
 	r.set.reg.mu.Unlock()
 	r.Abort()
 	r.removed = nil

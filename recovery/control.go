@@ -210,8 +210,11 @@ func (s *Supervisor) ReplaceInstance(instance int, reason string) <-chan error {
 // replaced through replaceSlot, parallel at a time. It returns when the
 // roll has finished or stopped at a failed replacement; the workers not
 // yet replaced keep serving. progress runs on the supervisor goroutine and
-// must not block.
-func (s *Supervisor) Reload(app *config.App, parallel int, progress func(Step)) error {
+// must not block. keep > 0 replaces only the first keep slots (the ones a
+// smaller instance count keeps; the caller scales the others away after a
+// roll that succeeded), so no worker is started only to be stopped and a
+// failed roll leaves every old worker in place.
+func (s *Supervisor) Reload(app *config.App, parallel, keep int, progress func(Step)) error {
 	reply := make(chan error, 1)
 	err := s.do(func() {
 		if s.stopping {
@@ -230,7 +233,11 @@ func (s *Supervisor) Reload(app *config.App, parallel int, progress func(Step)) 
 		// The new settings hold only if the roll succeeds: after a failed
 		// one, the workers not replaced (and their restarts) keep the old.
 		rolled := make(chan error, 1)
-		s.roll(s.activeSlots(), parallel, progress, rolled)
+		slots := s.activeSlots()
+		if keep > 0 && keep < len(slots) {
+			slots = slots[:keep]
+		}
+		s.roll(slots, parallel, progress, rolled)
 		s.forward(rolled, func(err error) {
 			if err != nil && app != nil && s.app == app {
 				s.app = old

@@ -17,7 +17,7 @@ func TestHaltDuringReload(t *testing.T) {
 	r := start(t, app, 3)
 	eventually(t, 10*time.Second, "3 online", func() bool { return allOnline(r.sup, 3) })
 	rolled := make(chan error, 1)
-	go func() { rolled <- r.sup.Reload(nil, 1, nil) }()
+	go func() { rolled <- r.sup.Reload(nil, 1, 0, nil) }()
 	time.Sleep(150 * time.Millisecond) // the first old worker is stopping
 	done, err := r.sup.Halt()
 	if err != nil {
@@ -52,7 +52,7 @@ func TestFailedReloadKeepsOldSettings(t *testing.T) {
 	eventually(t, 10*time.Second, "2 online", func() bool { return allOnline(r.sup, 2) })
 	bad := testApp("web", "exit", map[string]string{"EXIT_CODE": "3"})
 	bad.Listen = app.Listen
-	if err := r.sup.Reload(bad, 1, nil); err == nil {
+	if err := r.sup.Reload(bad, 1, 0, nil); err == nil {
 		t.Fatal("a reload onto a build that exits succeeded")
 	}
 	if r.sup.App() != app {

@@ -1019,6 +1019,12 @@ func (s *Supervisor) replaceSlot(sl *slot, reason string, progress func(Step), d
 			finished(nil) // scaled away meanwhile: nothing left to replace
 			return
 		}
+		switch {
+		case err == nil && s.stopping:
+			err = ErrStopped
+		case err == nil && s.halted:
+			err = errHalted
+		}
 		if err == nil {
 			err = fmt.Errorf("%s: replacement stopped before it was ready", nw.m.Name)
 		}

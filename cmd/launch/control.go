@@ -465,10 +465,27 @@ func (m *master) handleScale(w http.ResponseWriter, r *http.Request) {
 	}
 	spec := q.Get("n")
 	res := opResult{}
+	// Check the count against every app first, so `scale all -1` changes
+	// nothing when it cannot apply to one of them.
 	for _, a := range apps {
-		cur, n, err := a.sup.ScaleWith(func(cur int) (int, error) { return scaleTarget(cur, spec) })
+		if _, err := scaleTarget(a.sup.Size(), spec); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v (nothing changed)", a.cfg().Name, err))
+			return
+		}
+	}
+	for _, a := range apps {
+		var countErr error
+		cur, n, err := a.sup.ScaleWith(func(cur int) (int, error) {
+			n, err := scaleTarget(cur, spec)
+			countErr = err
+			return n, err
+		})
 		if err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
+			code := http.StatusServiceUnavailable
+			if countErr != nil {
+				code = http.StatusBadRequest
+			}
+			httpError(w, code, fmt.Sprintf("%s: %v", a.cfg().Name, err))
 			return
 		}
 		m.exec(func() { a.scaled = n })

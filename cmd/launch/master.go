@@ -476,13 +476,10 @@ func (m *master) signal(sig syscall.Signal) {
 	case syscall.SIGPIPE:
 		// A control client that hung up raises SIGPIPE too; only a broken
 		// stdout or stderr (the reader of our log is gone) stops the master.
-		if fd := 1; brokenPipe(fd) || brokenPipe(2) {
-			if brokenPipe(1) {
-				fd = 2
-			}
-			// Say it where it can still be read, and exit 1: the output
+		if brokenPipe(1) { // the master's log goes to stdout
+			// Say it where it may still be read, and exit 1: the output
 			// was lost, so this is not a clean stop.
-			fmt.Fprintf(os.NewFile(uintptr(fd), "log"), "launch: the reader of the master's output went away (broken pipe): stopping every worker\n")
+			fmt.Fprintf(os.Stderr, "launch: the reader of the master's output went away (broken pipe): stopping every worker\n")
 			m.forced = true
 			m.stop(false)
 		}
@@ -509,19 +506,27 @@ func (m *master) signal(sig syscall.Signal) {
 			if a.removing {
 				continue
 			}
-			n := a.sup.Size() + delta
-			if n < 1 {
+			from, n, err := a.sup.ScaleWith(func(cur int) (int, error) {
+				if cur+delta < 1 {
+					return cur, errAtOne
+				}
+				return cur + delta, nil
+			})
+			switch {
+			case errors.Is(err, errAtOne):
 				m.say("%s: %s: already at 1 worker", workers.SignalName(sig), a.cfg().Name)
-				continue
-			}
-			m.say("%s: scaling %s to %d", workers.SignalName(sig), a.cfg().Name, n)
-			if err := a.sup.Scale(n); err != nil {
+			case err != nil:
 				m.say("scale %s: %v", a.cfg().Name, err)
+			default:
+				m.say("%s: scaled %s from %d to %d", workers.SignalName(sig), a.cfg().Name, from, n)
+				a.scaled = n
 			}
-			a.scaled = n
 		}
 	}
 }
+
+// errAtOne: SIGTTOU on an app with one worker.
+var errAtOne = errors.New("already at 1 worker")
 
 // brokenPipe reports whether fd is a pipe or socket whose reader is gone.
 func brokenPipe(fd int) bool {

@@ -166,23 +166,22 @@ func (m *master) reloadApp(p reloadPlan, parallel int, emit func(reloadEvent)) (
 		p.relisten.Commit()
 		m.say("reload %s: listening on %s", name, p.a.sockets)
 	}
-	// Fewer instances: scale down first, so no worker is started only to
-	// be stopped; more: after the roll.
-	var want int
-	m.exec(func() {
-		scaled := p.a.scaled
-		if p.rescale {
-			scaled = 0
-		}
-		want = m.countFor(p.cfg, scaled)
-	})
-	if want < p.a.sup.Size() {
-		if err := p.a.sup.Scale(want); err != nil {
-			return m.reloadFailed(p, r, err)
-		}
-		emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", want)})
-		m.say("reload %s: scaled to %d", name, want)
+	scaled := func(n int) {
+		emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", n)})
+		m.say("reload %s: scaled to %d", name, n)
 	}
+	// Fewer instances: only the slots that stay are rolled, and the others
+	// go once the roll has succeeded (a failed one leaves every old worker);
+	// more: after the roll. A `launch scale` made while the roll runs wins.
+	var want, scaledBefore int
+	m.exec(func() {
+		scaledBefore = p.a.scaled
+		n := scaledBefore
+		if p.rescale {
+			n = 0
+		}
+		want = m.countFor(p.cfg, n)
+	})
 	progress := func(st recovery.Step) {
 		if st.Phase == recovery.PhaseDone {
 			r.Replaced++
@@ -193,9 +192,10 @@ func (m *master) reloadApp(p reloadPlan, parallel int, emit func(reloadEvent)) (
 		}
 		emit(ev)
 	}
-	if err := p.a.sup.Reload(p.cfg, parallel, progress); err != nil {
+	if err := p.a.sup.Reload(p.cfg, parallel, want, progress); err != nil {
 		return m.reloadFailed(p, r, err)
 	}
+	// Done: the new settings hold from here on, whatever happens next.
 	if p.relisten != nil {
 		// The old workers are gone: the master's copies of the removed
 		// addresses close now.
@@ -208,19 +208,22 @@ func (m *master) reloadApp(p reloadPlan, parallel int, emit func(reloadEvent)) (
 	m.exec(func() {
 		old := p.a.cfg()
 		p.a.setCfg(p.cfg)
-		if p.rescale {
+		if p.a.scaled != scaledBefore {
+			want = p.a.scaled // scaled by hand during the roll
+		} else if p.rescale {
 			p.a.scaled = 0
 		}
 		if logsChanged || old.OutFile != p.cfg.OutFile || old.ErrorFile != p.cfg.ErrorFile || old.LogFile != p.cfg.LogFile {
 			m.logs.openFiles(p.cfg, m.say)
 		}
 	})
-	if want > p.a.sup.Size() {
+	if want != p.a.sup.Size() {
 		if err := p.a.sup.Scale(want); err != nil {
-			return m.reloadFailed(p, r, err)
+			r.Error = fmt.Sprintf("reloaded, but scaling to %d failed: %v", want, err)
+			m.say("reload %s: %s", name, r.Error)
+			return r, nil
 		}
-		emit(reloadEvent{App: name, Instance: -1, Phase: "scaled", Msg: fmt.Sprintf("%d instances", want)})
-		m.say("reload %s: scaled to %d", name, want)
+		scaled(want)
 	}
 	m.say("reload %s: done (%d %s replaced)", name, r.Replaced, plural(r.Replaced, "worker"))
 	return r, nil

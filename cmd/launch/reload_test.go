@@ -542,3 +542,49 @@ func TestScaleSurvivesReload(t *testing.T) {
 	reloadOK(t, "web", "--name", "rlsc")
 	waitWorkers(t, "rlsc", 10*time.Second, "1 worker (-i)", func(rs []workerJSON) bool { return len(rs) == 1 && online(rs) == 1 })
 }
+
+// TestReloadFailureRestoresCount: a failed reload that lowered instances
+// puts the count back; a stopped app's added address refuses connections
+// instead of queueing them.
+func TestReloadFailureRestoresCount(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "server")
+	replaceFile(t, filepath.Join(binDir, "hello"), bin)
+	p1, p2 := freePort(t), freePort(t)
+	text := func(extra string, ports ...int) string {
+		var l []string
+		for _, p := range ports {
+			l = append(l, fmt.Sprintf(`"127.0.0.1:%d"`, p))
+		}
+		return fmt.Sprintf("apps:\n  - name: web\n    script: %s\n    listen: [%s]\n    ready: notify\n    listen_timeout: 2s\n    env: { CRASH_ON_START: \"1\" }\n%s", bin, strings.Join(l, ", "), extra)
+	}
+	app := writeFile(t, "app.yaml", text("    instances: 3\n", p1))
+	m := startMaster(t, "--name", "rlfc", app)
+	m.waitFor("web: ready", 10*time.Second)
+	replaceFile(t, filepath.Join(binDir, "crashy"), bin)
+	os.WriteFile(app, []byte(text("    instances: 2\n", p1)), 0o644)
+	if _, errs, code := ctl(t, "reload", "web", "--name", "rlfc"); code != 1 {
+		t.Fatalf("reload onto a crashing build: exit %d, %s", code, errs)
+	}
+	waitWorkers(t, "rlfc", 10*time.Second, "3 online again after the failed reload", func(rs []workerJSON) bool { return online(rs) == 3 })
+
+	// Stopped, then reloaded with a second address: both refuse.
+	replaceFile(t, filepath.Join(binDir, "hello"), bin)
+	ctlOK(t, "stop", "web", "--name", "rlfc")
+	os.WriteFile(app, []byte(text("    instances: 3\n", p1, p2)), 0o644)
+	reloadOK(t, "web", "--name", "rlfc")
+	for _, p := range []int{p1, p2} {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
+		if err == nil {
+			c.Close()
+			t.Errorf("port %d of a stopped app accepts connections", p)
+		}
+	}
+	ctlOK(t, "start", "web", "--name", "rlfc")
+	waitWorkers(t, "rlfc", 10*time.Second, "3 online after start", func(rs []workerJSON) bool { return online(rs) == 3 })
+	for _, p := range []int{p1, p2} {
+		if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", p)); err != nil {
+			t.Errorf("port %d after start: %v", p, err)
+		}
+	}
+}
