@@ -475,8 +475,9 @@ func (m *master) signal(sig syscall.Signal) {
 		m.stop(true)
 	case syscall.SIGPIPE:
 		// A control client that hung up raises SIGPIPE too; only a broken
-		// stdout or stderr (the reader of our log is gone) stops the master.
-		if brokenPipe(1) { // the master's log goes to stdout
+		// stdout (the reader of the master's log is gone) stops the master,
+		// once (every later write to it raises SIGPIPE again).
+		if !m.forced && brokenPipe(1) {
 			// Say it where it may still be read, and exit 1: the output
 			// was lost, so this is not a clean stop.
 			fmt.Fprintf(os.Stderr, "launch: the reader of the master's output went away (broken pipe): stopping every worker\n")
