@@ -79,18 +79,25 @@ func (s *Supervisor) whenIdle() <-chan struct{} {
 
 // wakeIdle closes the idle waiters when no process is left.
 func (s *Supervisor) wakeIdle() {
-	if len(s.idleWaiters) == 0 || s.live() > 0 {
-		return
+	if s.live() == 0 {
+		s.releaseIdle()
 	}
+}
+
+// releaseIdle ends the waits of Halt callers: every worker is gone, or the
+// app was started again, so "every worker gone" will not come.
+func (s *Supervisor) releaseIdle() {
 	for _, ch := range s.idleWaiters {
 		close(ch)
 	}
 	s.idleWaiters = nil
 }
 
-// Resume starts every worker that is stopped or errored — `launch start`.
-// It returns how many it started.
-func (s *Supervisor) Resume() (int, error) {
+// startAgain is the frame of Resume and Restart: on the supervisor
+// goroutine, unless the master stops, the app is no longer halted, each
+// active slot goes through do (which reports whether it counts), and the
+// waits of Halt callers end.
+func (s *Supervisor) startAgain(do func(sl *slot) bool) (int, error) {
 	return call(s, func() int {
 		if s.stopping {
 			return 0
@@ -98,25 +105,35 @@ func (s *Supervisor) Resume() (int, error) {
 		s.halted = false
 		n := 0
 		for _, sl := range s.activeSlots() {
-			w := sl.w
-			switch w.state() {
-			case workers.None, workers.Stopped, workers.Errored:
-				sl.hist.Unstable = 0
-				s.launch(w)
-				n++
-			case workers.WaitingRestart:
-				// Start now rather than after the backoff: a person asked.
-				w.stopTimer(tRestart)
-				s.launch(w)
-				n++
-			case workers.Stopping:
-				w.relaunch = ReasonRestart
+			if do(sl) {
 				n++
 			}
 		}
 		s.erroredSent = false
 		s.releaseIdle()
 		return n
+	})
+}
+
+// Resume starts every worker that is stopped or errored — `launch start`.
+// It returns how many it started.
+func (s *Supervisor) Resume() (int, error) {
+	return s.startAgain(func(sl *slot) bool {
+		w := sl.w
+		switch w.state() {
+		case workers.None, workers.Stopped, workers.Errored:
+			sl.hist.Unstable = 0
+			s.launch(w)
+		case workers.WaitingRestart:
+			// Start now rather than after the backoff: a person asked.
+			w.stopTimer(tRestart)
+			s.launch(w)
+		case workers.Stopping:
+			w.relaunch = ReasonRestart
+		default:
+			return false
+		}
+		return true
 	})
 }
 
@@ -125,41 +142,22 @@ func (s *Supervisor) Resume() (int, error) {
 // downtime). Stopped and errored workers start too. Each restart is
 // recorded with reason "restart".
 func (s *Supervisor) Restart() (int, error) {
-	return call(s, func() int {
-		if s.stopping {
-			return 0
+	return s.startAgain(func(sl *slot) bool {
+		w := sl.w
+		switch w.state() {
+		case workers.Launching, workers.Online:
+			w.relaunch = ReasonRestart
+			s.stop(w, "restart by request")
+		case workers.Stopping:
+			w.relaunch = ReasonRestart
+		default:
+			w.stopTimer(tRestart)
+			sl.hist.Unstable = 0
+			sl.hist.record(RestartRecord{At: s.clock.Now(), Reason: ReasonRestart})
+			s.launch(w)
 		}
-		s.halted = false
-		n := 0
-		for _, sl := range s.activeSlots() {
-			w := sl.w
-			switch w.state() {
-			case workers.Launching, workers.Online:
-				w.relaunch = ReasonRestart
-				s.stop(w, "restart by request")
-			case workers.Stopping:
-				w.relaunch = ReasonRestart
-			default:
-				w.stopTimer(tRestart)
-				sl.hist.Unstable = 0
-				sl.hist.record(RestartRecord{At: s.clock.Now(), Reason: ReasonRestart})
-				s.launch(w)
-			}
-			n++
-		}
-		s.erroredSent = false
-		s.releaseIdle()
-		return n
+		return true
 	})
-}
-
-// releaseIdle ends the waits of Halt callers: the app was started again,
-// so "every worker gone" will not come.
-func (s *Supervisor) releaseIdle() {
-	for _, ch := range s.idleWaiters {
-		close(ch)
-	}
-	s.idleWaiters = nil
 }
 
 // Signal sends sig to the process group of every worker that runs. It

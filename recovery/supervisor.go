@@ -403,9 +403,7 @@ func (s *Supervisor) run() {
 			w.stopTimers()
 		}
 	}
-	for _, ch := range s.idleWaiters {
-		close(ch)
-	}
+	s.releaseIdle()
 }
 
 func (s *Supervisor) workersOf(sl *slot) []*worker {
