@@ -56,7 +56,7 @@ PEER_WORK="${PEER_WORK:-/tmp/peer}"
 PM2BIN="$PEER_WORK/node_modules/.bin/pm2"
 HZ=$(getconf CLK_TCK)
 
-source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy
+source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy, wait_quiet, wrk_parse
 
 mkdir -p "$OUT" || die "cannot create $OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/launch-control.XXXXXX") || die "mktemp"
@@ -97,19 +97,6 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}' | g
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
 pss_kb() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null; }
 # stats: numbers on stdin -> "median p95 min max"
-# wait_quiet: until the whole machine is at most QUIET_PCT % busy over 1 s,
-# at most QUIET_WAIT s (the machine may be shared; see bench/reload.sh)
-wait_quiet() {
-  local t=0 a b busy
-  while (( t < QUIET_WAIT )); do
-    read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-    busy=$(awk -v u=$(( (b[1]+b[2]+b[3]+b[6]+b[7]) - (a[1]+a[2]+a[3]+a[6]+a[7]) )) -v i=$(( (b[4]+b[5]) - (a[4]+a[5]) )) 'BEGIN{ printf "%d", (u+i>0) ? 100*u/(u+i) : 0 }')
-    (( busy <= QUIET_PCT )) && return 0
-    t=$((t + 1))
-  done
-  log "NOTE: the machine stayed busier than $QUIET_PCT% for ${QUIET_WAIT}s (last: $busy%); measuring anyway"
-  NOISY=$((NOISY + 1))
-}
 stats() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "NA NA NA NA"; exit}
   m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; k = int(0.95*NR + 0.999999); if (k<1) k=1; print m, a[k], a[1], a[NR] }'; }
 mib() { awk -v k="$1" 'BEGIN{ if (k=="" || k=="NA") print "–"; else printf "%.1f", k/1024 }'; }

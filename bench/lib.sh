@@ -10,11 +10,11 @@ need_wrk() {
   "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq wrk >/dev/null || die "could not install wrk"
 }
 
-# wait_quiet: until other processes leave the CPUs mostly idle (busy below
-# QUIET_PCT % over 1 s while our servers idle), at most QUIET_WAIT s: this
-# machine may be shared, and a measurement next to someone's build says
-# little. Measures anyway after that, with a note.
-QUIET_PCT=${QUIET_PCT:-25}; QUIET_WAIT=${QUIET_WAIT:-60}
+# wait_quiet: until other processes leave the CPUs mostly idle (at most
+# QUIET_PCT % busy over 1 s while our servers idle), at most QUIET_WAIT s:
+# this machine may be shared, and a measurement next to someone's build says
+# little. Measures anyway after that, with a note, and counts it in NOISY.
+QUIET_PCT=${QUIET_PCT:-25}; QUIET_WAIT=${QUIET_WAIT:-60}; NOISY=${NOISY:-0}
 busy_pct() {
   local a b i idle total=0
   read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
@@ -25,8 +25,25 @@ busy_pct() {
 wait_quiet() {
   local t=0 p
   while p=$(busy_pct); (( p > QUIET_PCT && t < QUIET_WAIT )); do t=$((t + 1)); done
-  if (( p > QUIET_PCT )); then log "note: the machine is busy ($p% of CPUs used by others); measuring anyway"; fi
+  if (( p > QUIET_PCT )); then
+    log "note: the machine stayed busier than $QUIET_PCT% for ${QUIET_WAIT}s (last: $p%); measuring anyway"
+    NOISY=$((NOISY + 1))
+  fi
   return 0
+}
+
+# wrk_parse FILE -> "rps p99_ms sock_errors non2xx requests detail" from a
+# `wrk --latency` report (detail: the socket errors by kind).
+wrk_parse() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec:/ { rps=$2 }
+    /^ +99%/ { p99=ms($2) }
+    /requests in/ { req=$1 }
+    /Socket errors:/ { gsub(",",""); err=$4+$6+$8+$10; d=sprintf("connect=%s,read=%s,write=%s,timeout=%s",$4,$6,$8,$10) }
+    /Non-2xx or 3xx responses:/ { n2=$5 }
+    END { if (rps=="") rps=0; if (p99=="") p99=0; if (req=="") req=0; if (d=="") d="-"; printf "%s %s %d %d %d %s\n", rps, p99, err, n2, req, d }
+  ' "$1"
 }
 
 # wait_answer URL: until bin/loadgen gets one answer (10 s at most).

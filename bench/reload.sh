@@ -74,7 +74,7 @@ PM2BIN="$PEER_WORK/node_modules/.bin/pm2"
 APPJS="$ROOT/examples/hello-node/app.js"
 LPORT=18301; PPORT=18302
 
-source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy
+source "$ROOT/bench/lib.sh" # log, die, alive, stop_pid, port_busy, wait_quiet, wrk_parse
 
 mkdir -p "$OUT/wrk" "$OUT/logs" || die "cannot create $OUT"
 rm -f "$OUT"/wrk/* "$OUT"/logs/*
@@ -128,31 +128,6 @@ trap 'log interrupted; exit 130' INT TERM
 # ---------------------------------------------------------------- helpers
 wait_http() { local i=0; while (( i < ${2:-20} * 10 )); do
   [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")" == 200 ]] && return 0; sleep 0.1; i=$((i + 1)); done; return 1; }
-# wrk_parse FILE -> "rps p99_ms sock_errors non2xx requests detail"
-wrk_parse() {
-  awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
-    /Requests\/sec:/ { rps=$2 }
-    /^ +99%/ { p99=ms($2) }
-    /requests in/ { req=$1 }
-    /Socket errors:/ { gsub(",",""); err=$4+$6+$8+$10; d=sprintf("connect=%s,read=%s,write=%s,timeout=%s",$4,$6,$8,$10) }
-    /Non-2xx or 3xx responses:/ { n2=$5 }
-    END { if (rps=="") rps=0; if (p99=="") p99=0; if (req=="") req=0; if (d=="") d="-"; printf "%s %s %d %d %d %s\n", rps, p99, err, n2, req, d }
-  ' "$1"
-}
-# wait_quiet: until the whole machine is at most QUIET_PCT % busy over 1 s (our
-# servers are idle then), at most QUIET_WAIT s; the machine is shared.
-wait_quiet() {
-  local t=0 a b busy
-  while (( t < QUIET_WAIT )); do
-    read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-    busy=$(awk -v u=$(( (b[1]+b[2]+b[3]+b[6]+b[7]) - (a[1]+a[2]+a[3]+a[6]+a[7]) )) -v i=$(( (b[4]+b[5]) - (a[4]+a[5]) )) 'BEGIN{ printf "%d", (u+i>0) ? 100*u/(u+i) : 0 }')
-    (( busy <= QUIET_PCT )) && return 0
-    t=$((t + 1))
-  done
-  log "NOTE: the machine stayed busier than $QUIET_PCT% for ${QUIET_WAIT}s (last: $busy%); measuring anyway"
-  NOISY=$((NOISY + 1))
-}
 stats() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "NA NA NA"; exit}
   m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; print m, a[1], a[NR] }'; }
 pids_of() { # SERVER -> worker pids, sorted
