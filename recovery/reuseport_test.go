@@ -109,22 +109,51 @@ func TestReusePortSocketPerSlot(t *testing.T) {
 		t.Errorf("new connections per worker %v, %d failed; want both workers to serve", l.perPID, l.failed.Load())
 	}
 
-	// SIGKILL one worker: its replacement inherits the same socket, and
-	// connections queued for it wait instead of failing.
+	// SIGKILL one worker while connections wait in its socket's queue:
+	// its replacement inherits the same socket and answers them. The
+	// worker is stopped (SIGSTOP) while idle first, so that none of them
+	// has been accepted by it: a connection a process has accepted dies
+	// with the process, whatever the launcher does.
 	inode := fd3(ws[0].PID)
-	l = startLoad(r.addr, 4)
+	if err := syscall.Kill(ws[0].PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	const queued = 20
+	answers := make(chan error, queued)
+	for i := 0; i < queued; i++ {
+		go func() {
+			_, err := askWithin(r.addr, 20*time.Second)
+			answers <- err
+		}()
+	}
+	early := 0
+	for wait := time.After(500 * time.Millisecond); ; {
+		select {
+		case err := <-answers:
+			if err != nil {
+				t.Errorf("before the kill: %v", err)
+			}
+			early++
+			continue
+		case <-wait:
+		}
+		break
+	}
+	if early == queued {
+		t.Fatalf("all %d connections were answered by worker 1; none queued on the stopped worker's socket", queued)
+	}
 	syscall.Kill(ws[0].PID, syscall.SIGKILL)
 	eventually(t, 10*time.Second, "replaced", func() bool {
 		w := r.sup.Workers()
 		return allOnline(r.sup, 2) && w[0].PID != ws[0].PID
 	})
-	time.Sleep(200 * time.Millisecond)
-	l.end()
+	for i := early; i < queued; i++ {
+		if err := <-answers; err != nil {
+			t.Errorf("a connection queued on the killed worker's socket: %v", err)
+		}
+	}
 	if got := fd3(r.sup.Workers()[0].PID); got != inode {
 		t.Errorf("replacement holds %s, want the slot's socket %s", got, inode)
-	}
-	if l.failed.Load() > 0 {
-		t.Errorf("%d of %d requests failed across the crash: %v", l.failed.Load(), l.served.Load()+l.failed.Load(), l.errs)
 	}
 
 	// A rolling replacement under load fails nothing.

@@ -163,13 +163,16 @@ func allOnline(s *Supervisor, n int) bool {
 	return true
 }
 
-func ask(addr string) (string, error) {
+func ask(addr string) (string, error) { return askWithin(addr, 3*time.Second) }
+
+// askWithin is ask with a deadline for the whole exchange.
+func askWithin(addr string, d time.Duration) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.SetDeadline(time.Now().Add(d))
 	return bufio.NewReader(c).ReadString('\n')
 }
 
