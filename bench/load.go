@@ -173,18 +173,29 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 	}
 
 	clients := make([]*client, l.Conns)
-	var wg sync.WaitGroup
 	for i := range clients {
 		c := &client{lat: newLatencies(), perPID: map[string]int64{}}
 		if l.Window != nil {
 			c.winLat = newLatencies()
 		}
 		clients[i] = c
+	}
+	var wg sync.WaitGroup
+	var loopErr error
+	if l.keepAliveLoops() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.loop(ctx, dialCtx, t, deadline, c, next)
+			loopErr = l.runLoops(ctx, t, deadline, clients, next)
 		}()
+	} else {
+		for _, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.loop(ctx, dialCtx, t, deadline, c, next)
+			}()
+		}
 	}
 	progressDone := make(chan struct{})
 	if l.Progress != nil {
@@ -213,6 +224,9 @@ func (l Load) Run(ctx context.Context) (Result, error) {
 	wg.Wait()
 	cancel()
 	<-progressDone
+	if loopErr != nil {
+		return Result{}, loopErr
+	}
 
 	res := Result{Elapsed: time.Since(start), PerPID: map[string]int64{}}
 	all, win, steady := newLatencies(), latencies{}, latencies{}

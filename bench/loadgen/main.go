@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/launch-go/launch/bench"
@@ -30,6 +31,7 @@ func main() {
 	flag.Float64Var(&l.Rate, "rate", 0, "open loop at this many requests/s in all (0: closed loop)")
 	workers := flag.Int("workers", 0, "number of workers behind the URL, for the fairness index")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (default: $GOMAXPROCS if set, else one per 4 CPUs, as launch bench)")
+	cpuprofile := flag.String("cpuprofile", "", "write the generator's CPU profile to this file")
 	flag.Parse()
 	switch {
 	case *procs > 0:
@@ -41,7 +43,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+	}
 	res, err := l.Run(context.Background())
+	pprof.StopCPUProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
