@@ -184,6 +184,10 @@ type App struct {
 	StopExitCodes []int
 	// MaxRestarts unstable restarts in a row before the worker is errored (16).
 	MaxRestarts int
+	// StartNice: a worker starts this many nice levels below the master
+	// and is raised back when ready, so that starting workers (a rolling
+	// reload) take less CPU from serving ones; 0 (default) = off.
+	StartNice int
 	// MinUptime: a run shorter than this is unstable (1s).
 	MinUptime time.Duration
 	// RestartDelay is a fixed delay before a restart; 0 if unset.

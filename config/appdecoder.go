@@ -442,6 +442,17 @@ func (a *appDecoder) restartPolicy() {
 			a.app.MaxRestarts = int(n)
 		}
 	}
+	if p, ok := a.keys["start_nice"]; ok {
+		n, err := nodeInt(p.val)
+		switch {
+		case err != nil:
+			a.bad(p, err, "")
+		case n < 0 || n > 19:
+			a.fail(p.key, p.name, fmt.Sprintf("must be from 0 to 19 (got %d)", n), "it is how many nice levels below the master a worker starts; 10 is a good value, 0 turns it off")
+		default:
+			a.app.StartNice = int(n)
+		}
+	}
 	a.durationKey("min_uptime", &a.app.MinUptime)
 	a.durationKey("restart_delay", &a.app.RestartDelay)
 	a.durationKey("exp_backoff_restart_delay", &a.app.ExpBackoffRestartDelay)

@@ -62,6 +62,7 @@ func Diff(old, new *App) []string {
 	add("autorestart", old.Autorestart != new.Autorestart)
 	add("stop_exit_codes", !slices.Equal(old.StopExitCodes, new.StopExitCodes))
 	add("max_restarts", old.MaxRestarts != new.MaxRestarts)
+	add("start_nice", old.StartNice != new.StartNice)
 	add("min_uptime", old.MinUptime != new.MinUptime)
 	add("restart_delay", old.RestartDelay != new.RestartDelay)
 	add("exp_backoff_restart_delay", old.ExpBackoffRestartDelay != new.ExpBackoffRestartDelay)

@@ -49,6 +49,7 @@ var appKeys = map[string]keyInfo{
 	"autorestart":               {kind: implemented},
 	"stop_exit_codes":           {kind: implemented},
 	"max_restarts":              {kind: implemented},
+	"start_nice":                {kind: implemented},
 	"min_uptime":                {kind: implemented},
 	"restart_delay":             {kind: implemented},
 	"exp_backoff_restart_delay": {kind: implemented},

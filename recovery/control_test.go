@@ -1,6 +1,10 @@
 package recovery
 
 import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -64,4 +68,63 @@ func TestFailedReloadKeepsOldSettings(t *testing.T) {
 		w := r.sup.Workers()
 		return allOnline(r.sup, 2) && w[1].PID != ws[1].PID
 	})
+}
+
+// threadNices reads the nice value (field 19 of stat) of every thread of pid.
+func threadNices(t *testing.T, pid int) []int {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		n, _ := strconv.Atoi(f[16]) // fields after the name start at state (3): nice is 19
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestStartNice: with start_nice a worker's threads run below the
+// master's priority until it is ready, then at the master's.
+func TestStartNice(t *testing.T) {
+	if ok, err := workers.CanRestoreNice(); !ok {
+		t.Skip("this process may not raise a priority back:", err)
+	}
+	b, _ := os.ReadFile("/proc/self/stat")
+	base, _ := strconv.Atoi(strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))[16])
+	app := testApp("web", "sleep", nil)
+	app.Ready = config.Ready{Kind: config.ReadyDelay, Delay: 1500 * time.Millisecond}
+	app.StartNice = 7
+	r := start(t, app, 1)
+	eventually(t, 5*time.Second, "a worker past the trampoline", func() bool {
+		ws := r.sup.Workers()
+		if len(ws) != 1 || ws[0].PID == 0 {
+			return false
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ws[0].PID))
+		return len(cmd) > 0 && !strings.Contains(string(cmd), workers.TrampolineArg) && len(threadNices(t, ws[0].PID)) > 1
+	})
+	pid := r.sup.Workers()[0].PID
+	if r.sup.Workers()[0].State != workers.Launching {
+		t.Fatalf("worker %s before its ready delay", r.sup.Workers()[0].State)
+	}
+	for _, n := range threadNices(t, pid) {
+		if n != min(19, base+7) {
+			t.Errorf("while starting: thread nices %v, want all %d", threadNices(t, pid), min(19, base+7))
+			break
+		}
+	}
+	eventually(t, 5*time.Second, "online", func() bool { return allOnline(r.sup, 1) })
+	for _, n := range threadNices(t, pid) {
+		if n != base {
+			t.Errorf("once ready: thread nices %v, want all %d", threadNices(t, pid), base)
+			break
+		}
+	}
 }

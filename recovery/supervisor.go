@@ -661,6 +661,14 @@ func (s *Supervisor) spec(slotIndex int, name string, extra map[string]string) (
 		}
 	}
 	spec.Env = env
+	if a.StartNice > 0 {
+		if ok, err := workers.CanRestoreNice(); ok {
+			spec.StartNice = a.StartNice
+		} else if !s.hinted["nice"] {
+			s.hinted["nice"] = true
+			s.note("start_nice %d is not used: the master could not raise a worker back to its own priority once ready (%v)", a.StartNice, err)
+		}
+	}
 	path, err := workers.LookPath(a.Command, a.Dir, getEnv(env, "PATH"))
 	if err != nil {
 		return spec, err
@@ -734,6 +742,9 @@ func (s *Supervisor) becomeReady(w *worker, how string) {
 	w.ready = true
 	w.stopTimer(tReadyDeadline)
 	w.stopTimer(tDelayReady)
+	if err := w.proc.RestoreNice(); err != nil {
+		s.note("%s (pid %d): %v", w.m.Name, w.proc.PID, err)
+	}
 	if s.opts.Router != nil && w.addr != "" {
 		s.opts.Router.Up(w.proc.PID, w.network, w.addr)
 		w.routed = true

@@ -35,6 +35,10 @@ type Spec struct {
 	IPC bool
 	// Credential, when set, runs the worker as this user and group.
 	Credential *syscall.Credential
+	// StartNice, when > 0, starts the worker this many nice levels below
+	// the master (at most 19); Process.RestoreNice raises it back. Use it
+	// only when CanRestoreNice says the master may.
+	StartNice int
 	// Output receives the worker's stdout and stderr, line by line.
 	// Output nil discards them.
 	Output *Log
@@ -54,6 +58,9 @@ type Process struct {
 	readyOnce sync.Once
 	ready     chan struct{}
 	outDone   chan struct{} // closed when stderr reaches EOF
+
+	niced    bool // started below baseNice (Spec.StartNice); RestoreNice clears it
+	baseNice int
 
 	mu     sync.Mutex
 	notes  []string // STATUS= lines, newest last (bounded)
@@ -298,6 +305,14 @@ func (s *Spawner) Start(spec Spec) (*Process, error) {
 			groups[i] = strconv.FormatUint(uint64(g), 10)
 		}
 		argv = append(argv, fmt.Sprintf("--cred=%d:%d:%s", c.Uid, c.Gid, strings.Join(groups, ",")))
+	}
+	if spec.StartNice > 0 {
+		base, err := currentNice()
+		if err != nil {
+			return fail(err)
+		}
+		p.niced, p.baseNice = true, base
+		argv = append(argv, "--nice="+strconv.Itoa(min(19, base+spec.StartNice)))
 	}
 	argv = append(argv, "--", spec.Path)
 	argv = append(argv, spec.Args...)

@@ -13,13 +13,14 @@ import (
 )
 
 // Trampoline is the first thing a worker runs: `launch __launch-exec
-// [--ppid=N] [--cred=UID:GID:G1,G2] -- PATH ARGS...`. The master forks it
+// [--ppid=N] [--nice=N] [--cred=UID:GID:G1,G2] -- PATH ARGS...`. The master forks it
 // with the worker's fds, directory and environment in place; it
 //
 //   - drops privileges when --cred is given (here rather than in the fork,
 //     so the launch binary need not be executable by the target user), then
 //     re-arms Pdeathsig, which the kernel clears on a credential change, and
 //     dies at once if the master is already gone;
+//   - sets its thread's nice value to --nice, which the app inherits;
 //   - sets LISTEN_PID to its own pid when LISTEN_FDS is set: exec keeps the
 //     pid, so the app sees LISTEN_PID == getpid() as sd_listen_fds requires;
 //   - execs PATH.
@@ -31,7 +32,7 @@ func Trampoline(args []string) {
 	// prctl below re-arms only the calling one, so the re-arm and the
 	// execve must happen on the same thread.
 	runtime.LockOSThread()
-	ppid := 0
+	ppid, nice := 0, -100
 	var cred string
 	for len(args) > 0 && args[0] != "--" {
 		a := args[0]
@@ -39,6 +40,8 @@ func Trampoline(args []string) {
 		switch {
 		case strings.HasPrefix(a, "--ppid="):
 			ppid, _ = strconv.Atoi(strings.TrimPrefix(a, "--ppid="))
+		case strings.HasPrefix(a, "--nice="):
+			nice, _ = strconv.Atoi(strings.TrimPrefix(a, "--nice="))
 		case strings.HasPrefix(a, "--cred="):
 			cred = strings.TrimPrefix(a, "--cred=")
 		default:
@@ -62,6 +65,11 @@ func Trampoline(args []string) {
 	}
 	if os.Getenv("LISTEN_FDS") != "" {
 		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	}
+	if nice != -100 {
+		// This thread's priority, which the app's threads inherit; a
+		// failure only means the worker starts at the usual priority.
+		_ = unix.Setpriority(unix.PRIO_PROCESS, 0, nice)
 	}
 	err := syscall.Exec(path, argv, os.Environ())
 	code := 126
