@@ -25,7 +25,8 @@ import (
 // Go example app, so that on a machine where the generator shares its
 // cores it drove the app about 10% less hard than wrk. The loop spends a
 // write and a read per request and shares each epoll_wait among all the
-// connections that are ready. Responses are framed here (Content-Length,
+// connections that are ready; like wrk, it reads every answer an
+// epoll_wait reported before it sends the next requests. Responses are framed here (Content-Length,
 // chunked, or until the server closes) and their headers parsed by
 // fasthttp's ResponseHeader.
 
@@ -56,7 +57,7 @@ type evLoop struct {
 	end     time.Time
 	evs     []unix.EpollEvent
 	hdr     headerParser
-	pending []int
+	pending []int // connections whose next request goes out after this epoll_wait batch
 }
 
 // keepAliveLoops reports whether a Load runs on event loops: a closed loop
@@ -360,7 +361,6 @@ func (lp *evLoop) read(i int) {
 // request; eof says the server has closed already.
 func (lp *evLoop) done(i int, eof bool) {
 	ec := lp.conns[i]
-	c := ec.c
 	d := time.Since(ec.t0)
 	if ec.resp.close || eof {
 		if !eof {
@@ -369,30 +369,7 @@ func (lp *evLoop) done(i int, eof bool) {
 		lp.closeConn(ec)
 	}
 	inWindow := ec.inWindow || lp.l.Window != nil && lp.l.Window.Load()
-	failed := false
-	if code := ec.resp.status; code < 200 || code > 299 {
-		c.non2xx.Add(1)
-		failed = true
-	}
-	c.n.Add(1)
-	pid := ec.resp.pid
-	if n, seen := c.perPID[string(pid)]; seen {
-		c.perPID[string(pid)] = n + 1
-	} else {
-		c.perPID[string(pid)] = 1
-		if lp.l.SeenPID != nil && len(pid) > 0 {
-			lp.l.SeenPID(string(pid))
-		}
-	}
-	if inWindow {
-		c.winN++
-		if failed {
-			c.winF++
-		}
-		c.winLat.record(d)
-	} else {
-		c.lat.record(d)
-	}
+	ec.c.answer(ec.resp.status, ec.resp.pid, d, inWindow, lp.l.SeenPID)
 	lp.pending = append(lp.pending, i)
 }
 
@@ -411,15 +388,7 @@ func (lp *evLoop) fail(i int, err error) {
 
 // count records a failed request as loop's fail does.
 func (lp *evLoop) count(ec *evConn, err error) {
-	c := ec.c
-	c.e.Add(1)
-	if ec.inWindow || lp.l.Window != nil && lp.l.Window.Load() {
-		c.winN++
-		c.winF++
-	}
-	if len(c.errs) < 3 {
-		c.errs = append(c.errs, err.Error())
-	}
+	ec.c.failure(err, ec.inWindow || lp.l.Window != nil && lp.l.Window.Load())
 }
 
 // timeouts fails the requests in flight for longer than the Load's Timeout.

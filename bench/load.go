@@ -129,6 +129,45 @@ type client struct {
 	winN, winF   int64
 }
 
+// answer records one answer: its status, its X-Pid, its latency, in or
+// out of the window. seen is Load.SeenPID (may be nil).
+func (c *client) answer(code int, pid []byte, d time.Duration, inWindow bool, seen func(string)) {
+	failed := code < 200 || code > 299
+	if failed {
+		c.non2xx.Add(1)
+	}
+	c.n.Add(1)
+	if n, ok := c.perPID[string(pid)]; ok {
+		c.perPID[string(pid)] = n + 1
+	} else {
+		c.perPID[string(pid)] = 1
+		if seen != nil && len(pid) > 0 {
+			seen(string(pid))
+		}
+	}
+	if inWindow {
+		c.winN++
+		if failed {
+			c.winF++
+		}
+		c.winLat.record(d)
+	} else {
+		c.lat.record(d)
+	}
+}
+
+// failure records a request that got no answer.
+func (c *client) failure(err error, inWindow bool) {
+	c.e.Add(1)
+	if inWindow {
+		c.winN++
+		c.winF++
+	}
+	if len(c.errs) < 3 {
+		c.errs = append(c.errs, err.Error())
+	}
+}
+
 // Run runs the load until its duration passes, its request budget is
 // spent, or ctx is done. It returns an error only for a Load it cannot
 // run (a bad URL); failed requests are counted in the Result.
@@ -311,16 +350,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			wait.Stop()
 		}
 	}()
-	fail := func(err error, inWindow bool) {
-		c.e.Add(1)
-		if inWindow {
-			c.winN++
-			c.winF++
-		}
-		if len(c.errs) < 3 {
-			c.errs = append(c.errs, err.Error())
-		}
-	}
+	fail := c.failure
 	for {
 		due, ok := next()
 		if !ok {
@@ -388,30 +418,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			closeConn()
 		}
 		inWindow = inWindow || l.Window != nil && l.Window.Load()
-		failed := false
-		if code := resp.StatusCode(); code < 200 || code > 299 {
-			c.non2xx.Add(1)
-			failed = true
-		}
-		c.n.Add(1)
-		pid := resp.Header.Peek("X-Pid")
-		if n, seen := c.perPID[string(pid)]; seen {
-			c.perPID[string(pid)] = n + 1
-		} else {
-			c.perPID[string(pid)] = 1
-			if l.SeenPID != nil && len(pid) > 0 {
-				l.SeenPID(string(pid))
-			}
-		}
-		if inWindow {
-			c.winN++
-			if failed {
-				c.winF++
-			}
-			c.winLat.record(d)
-		} else {
-			c.lat.record(d)
-		}
+		c.answer(resp.StatusCode(), resp.Header.Peek("X-Pid"), d, inWindow, l.SeenPID)
 	}
 }
 

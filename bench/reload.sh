@@ -4,6 +4,7 @@
 # RUNS=3 (about 70 s per server per round, plus start-up).
 #
 #   RUNS=3 WIN_S=10 STEADY_S=5 PIN=0 BENCH_OUT=/tmp/launch-bench bench/reload.sh
+#   START_NICE=10 runs launch's workers with start_nice: 10; NO_PM2=1 leaves PM2 out.
 #
 # Servers (side by side, each on its own port; an idle one costs nothing):
 #   launch  bin/launch --name reloadbench: examples/hello-node/app.js,
@@ -97,7 +98,7 @@ if [[ ! -x $PM2BIN && -x $PEER/setup.sh ]]; then
   log "pm2 missing under $PEER_WORK: running $PEER/setup.sh"
   PEER_WORK="$PEER_WORK" "$PEER/setup.sh" >"$OUT/logs/peer-setup.log" 2>&1 || log "peer setup failed (see $OUT/logs/peer-setup.log)"
 fi
-[[ -x $PM2BIN ]] && HAVE_PM2=1
+[[ -x $PM2BIN && ${NO_PM2:-0} != 1 ]] && HAVE_PM2=1
 (( HAVE_PM2 )) || log "NOTE: no pm2 ($PEER/setup.sh not found or it failed): the PM2 column is SKIPPED"
 HAMMER=""
 if [[ -d $PEER/go/hammer ]] && (cd "$PEER/go" && go build -o "$TMP/hammer" ./hammer) 2>"$OUT/logs/hammer-build.log"; then HAMMER="$TMP/hammer"
@@ -158,6 +159,7 @@ apps:
     listen: ["127.0.0.1:$LPORT"]
     wait_ready: true
 EOF
+  [[ ${START_NICE:-0} != 0 ]] && echo "    start_nice: $START_NICE" >> "$TMP/web.yaml"
   "${SRV_PIN[@]}" "$LAUNCH" --name reloadbench "$TMP/web.yaml" >"$OUT/logs/launch.log" 2>&1 &
   MASTER=$!
   local i=0
@@ -311,7 +313,7 @@ has() { (( HAVE_PM2 )) && echo "$1" || echo "–"; }
   echo
   echo "## Rolling reload under load: launch vs PM2 (examples/hello-node/app.js, 2 workers)"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $("$LAUNCH" version 2>/dev/null | head -1), node $(node --version), pm2 $( (( HAVE_PM2 )) && node -p "require('$PEER_WORK/node_modules/pm2/package.json').version" || echo none), $(wrk --version 2>&1 | head -1 | awk '{print "wrk", $2}'). RUNS=$RUNS rounds, medians (range). Load: wrk -t$WT -c64, steady ${STEADY_S} s vs ${WIN_S} s windows with reloads back to back from t = 1 s. $( [[ $PIN == 1 ]] && echo "Pinned: servers on CPU 0, load generator on CPU 1." || echo "Not pinned.") Load average before/after: $LOADAVG0 / $(cut -d' ' -f1-3 /proc/loadavg); measurements started on a machine busier than $QUIET_PCT% (after waiting ${QUIET_WAIT} s): $NOISY of $(( RUNS * ${#SERVERS[@]} )). Took $((T1 - T0)) s."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $("$LAUNCH" version 2>/dev/null | head -1), node $(node --version), pm2 $( (( HAVE_PM2 )) && node -p "require('$PEER_WORK/node_modules/pm2/package.json').version" || echo none), $(wrk --version 2>&1 | head -1 | awk '{print "wrk", $2}'). RUNS=$RUNS rounds, medians (range). Load: wrk -t$WT -c64, steady ${STEADY_S} s vs ${WIN_S} s windows with reloads back to back from t = 1 s. $( [[ $PIN == 1 ]] && echo "Pinned: servers on CPU 0, load generator on CPU 1." || echo "Not pinned.") Load average before/after: $LOADAVG0 / $(cut -d' ' -f1-3 /proc/loadavg); measurements started on a machine busier than $QUIET_PCT% (after waiting ${QUIET_WAIT} s): $NOISY of $(( RUNS * ${#SERVERS[@]} )). Took $((T1 - T0)) s. launch's start_nice: ${START_NICE:-0}."
   echo
   echo "| load | metric | launch | PM2 cluster | PM2 / launch |"
   echo "| --- | --- | ---: | ---: | ---: |"
