@@ -128,3 +128,31 @@ func TestStartNice(t *testing.T) {
 		}
 	}
 }
+
+// TestStartNiceRaisedAtHalfListenTimeout: a worker still not ready at half
+// its listen_timeout runs at the master's priority from then on.
+func TestStartNiceRaisedAtHalfListenTimeout(t *testing.T) {
+	if ok, err := workers.CanRestoreNice(); !ok {
+		t.Skip("this process may not raise a priority back:", err)
+	}
+	app := testApp("web", "sleep", nil)
+	app.Ready = config.Ready{Kind: config.ReadyDelay, Delay: 3 * time.Second}
+	app.ListenTimeout = 4 * time.Second
+	app.StartNice = 7
+	r := start(t, app, 1)
+	eventually(t, 5*time.Second, "raised at 2 s", func() bool {
+		return r.rec.has(Note, "not ready after half its listen_timeout (2s): raised")
+	})
+	w := r.sup.Workers()[0]
+	if w.State != workers.Launching {
+		t.Fatalf("worker %s, want still launching", w.State)
+	}
+	b, _ := os.ReadFile("/proc/self/stat")
+	base, _ := strconv.Atoi(strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))[16])
+	for _, n := range threadNices(t, w.PID) {
+		if n != base {
+			t.Errorf("after the raise: thread nices %v, want all %d", threadNices(t, w.PID), base)
+			break
+		}
+	}
+}

@@ -177,6 +177,7 @@ const (
 	tDelayReady
 	tKill
 	tDrain
+	tRaise // start_nice: half the listen_timeout has passed
 	numTimers
 )
 
@@ -544,6 +545,9 @@ func (s *Supervisor) launch(w *worker) {
 	}
 	s.set(w, workers.Launching, how)
 	s.after(w, tReadyDeadline, s.app.ListenTimeout)
+	if spec.StartNice > 0 {
+		s.after(w, tRaise, s.app.ListenTimeout/2)
+	}
 	if s.app.Ready.Kind == config.ReadyDelay {
 		s.after(w, tDelayReady, s.app.Ready.Delay)
 	}
@@ -717,6 +721,17 @@ func (s *Supervisor) timer(w *worker, k timerKind) {
 		}
 	case tDrain:
 		s.drained(w, fmt.Sprintf("still busy after kill_timeout %s", s.app.KillTimeout))
+	case tRaise:
+		// A worker that boots slowly at low priority must not turn into
+		// a failed start: from half its listen_timeout on it runs at the
+		// master's priority.
+		if w.proc != nil && w.state() == workers.Launching && !w.stopSent {
+			if err := w.proc.RestoreNice(); err != nil {
+				s.note("%s (pid %d): %v", w.m.Name, w.proc.PID, err)
+			}
+			s.note("%s (pid %d) not ready after half its listen_timeout (%s): raised from start_nice to the master's priority",
+				w.m.Name, w.proc.PID, roundDur(s.app.ListenTimeout/2))
+		}
 	case tKill:
 		if w.proc != nil {
 			s.note("%s (pid %d) did not exit within kill_timeout %s; sending SIGKILL", w.m.Name, w.proc.PID, s.app.KillTimeout)
@@ -742,6 +757,7 @@ func (s *Supervisor) becomeReady(w *worker, how string) {
 	w.ready = true
 	w.stopTimer(tReadyDeadline)
 	w.stopTimer(tDelayReady)
+	w.stopTimer(tRaise)
 	if err := w.proc.RestoreNice(); err != nil {
 		s.note("%s (pid %d): %v", w.m.Name, w.proc.PID, err)
 	}
