@@ -44,6 +44,24 @@ func fd3(pid int) string {
 	return s
 }
 
+// allStopped reports whether every thread of pid is stopped (state T).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) == 0 || f[0] != "T" {
+			return false
+		}
+	}
+	return true
+}
+
 // load sends one request per new connection until stop, counting
 // answers per pid and failures.
 type load struct {
@@ -118,6 +136,9 @@ func TestReusePortSocketPerSlot(t *testing.T) {
 	if err := syscall.Kill(ws[0].PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill returns before the signal is taken: wait until every thread
+	// shows as stopped, or one could still accept a connection.
+	eventually(t, 5*time.Second, "worker 0 stopped", func() bool { return allStopped(ws[0].PID) })
 	const queued = 20
 	answers := make(chan error, queued)
 	for i := 0; i < queued; i++ {
