@@ -36,6 +36,7 @@ type benchOptions struct {
 	timeout       time.Duration
 	output        string
 	svg           string
+	html          string
 	cpus          string
 	reload        int
 	chaos         bool
@@ -58,7 +59,8 @@ listen address) under a launch master, exactly as 'launch -i N APPFILE' would,
 at each instance count of --instances; waits until the master is ready
 (READY=1 on its NOTIFY_SOCKET), warms up, loads the app's first listen address
 with a built-in HTTP load generator for --duration, stops the master and goes
-on. It prints a table (or JSON with -o json) and can draw a chart (--svg).
+on. It prints a table (or JSON with -o json) and can draw a chart (--svg), or
+write a page with the chart and the table (--html).
 
 Load goes to loopback only (127.0.0.0/8, ::1): a 0.0.0.0 or :PORT listen
 address is loaded at 127.0.0.1. Latency comes from an HDR histogram; with
@@ -75,6 +77,7 @@ the other CPUs, so they do not compete; without it they share every CPU and
 the figures include the generator's own cost (reported).`,
 		Example: `  launch bench examples/hello/app.yaml
   launch bench app.yaml web --instances 1,2,4 --duration 5s --svg scaling.svg
+  launch bench app.yaml --html report.html
   launch bench app.yaml --new-conn -o json
   launch bench app.yaml --rate 20000 --reload 2
   launch bench app.yaml --cpus 2-7          # workers on CPUs 2-7, load from 0-1`,
@@ -98,6 +101,7 @@ the figures include the generator's own cost (reported).`,
 	f.DurationVar(&o.timeout, "timeout", 2*time.Second, "per-request timeout")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&o.svg, "svg", "", "also draw req/s and p99 against instances into this SVG `file`")
+	f.StringVar(&o.html, "html", "", "also write the chart and the table into this HTML `file` (one page, no scripts)")
 	f.StringVar(&o.cpus, "cpus", "", "run the master and its workers on these CPUs (`list` like 2-7) and the load generator on the others")
 	f.IntVar(&o.reload, "reload", 0, "rolling reloads (SIGHUP to the master) during each measured run")
 	f.BoolVar(&o.chaos, "chaos", false, "SIGKILL a random worker every --chaos-interval during each measured run")
@@ -150,6 +154,11 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 			return &exitError{code: exitFailure, err: err}
 		}
 	}
+	if o.html != "" {
+		if err := writeFileWith(o.html, p.report.WriteHTML); err != nil {
+			return &exitError{code: exitFailure, err: err}
+		}
+	}
 	if o.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -163,6 +172,9 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	}
 	if o.svg != "" {
 		fmt.Fprintf(stdout, "chart: %s\n", o.svg)
+	}
+	if o.html != "" {
+		fmt.Fprintf(stdout, "page: %s\n", o.html)
 	}
 	return nil
 }

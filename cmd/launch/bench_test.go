@@ -62,7 +62,8 @@ func benchJSON(t *testing.T, args ...string) bench.Report {
 func TestBenchJSONAndChart(t *testing.T) {
 	app := helloApp(t, freePort(t), "")
 	svg := filepath.Join(t.TempDir(), "scaling.svg")
-	r := benchJSON(t, app, "--instances", "1,2", "--duration", "2s", "--warmup", "500ms", "-c", "16", "--svg", svg)
+	page := filepath.Join(t.TempDir(), "scaling.html")
+	r := benchJSON(t, app, "--instances", "1,2", "--duration", "2s", "--warmup", "500ms", "-c", "16", "--svg", svg, "--html", page)
 	if len(r.Runs) != 2 || r.Runs[0].Instances != 1 || r.Runs[1].Instances != 2 {
 		t.Fatalf("runs %+v, want one row for 1 and one for 2 instances", r.Runs)
 	}
@@ -84,6 +85,13 @@ func TestBenchJSONAndChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSVGLabels(t, b)
+	h, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(h, []byte("<!DOCTYPE html>")) || !bytes.Contains(h, []byte("<svg")) || !bytes.Contains(h, []byte(bench.LabelThroughput)) {
+		t.Errorf("the HTML page lacks the doctype, the chart or its labels:\n%.300s", h)
+	}
 }
 
 func checkSVGLabels(t *testing.T, svg []byte) {
