@@ -58,6 +58,7 @@ type evLoop struct {
 	evs     []unix.EpollEvent
 	hdr     headerParser
 	pending []int // connections whose next request goes out after this epoll_wait batch
+	busy    int   // connections with a request in flight
 }
 
 // keepAliveLoops reports whether a Load runs on event loops: a closed loop
@@ -133,7 +134,7 @@ func (lp *evLoop) run(ctx context.Context) {
 	lastScan := time.Now()
 	for {
 		now := time.Now()
-		if !now.Before(lp.end) || ctx.Err() != nil || !lp.anyBusy() {
+		if !now.Before(lp.end) || ctx.Err() != nil || lp.busy == 0 {
 			return
 		}
 		wait := min(lp.end.Sub(now), evWaitMax)
@@ -162,13 +163,17 @@ func (lp *evLoop) run(ctx context.Context) {
 	}
 }
 
-func (lp *evLoop) anyBusy() bool {
-	for _, ec := range lp.conns {
-		if ec.busy {
-			return true
+// setBusy marks whether connection ec has a request in flight, keeping
+// the count of those the loop waits for.
+func (lp *evLoop) setBusy(ec *evConn, busy bool) {
+	if ec.busy != busy {
+		ec.busy = busy
+		if busy {
+			lp.busy++
+		} else {
+			lp.busy--
 		}
 	}
-	return false
 }
 
 // start sends the connection's next request, connecting first if needed.
@@ -177,11 +182,11 @@ func (lp *evLoop) anyBusy() bool {
 func (lp *evLoop) start(i int) {
 	ec := lp.conns[i]
 	for {
-		ec.busy = false
+		lp.setBusy(ec, false)
 		if _, ok := lp.next(); !ok || !time.Now().Before(lp.end) {
 			return
 		}
-		ec.busy = true
+		lp.setBusy(ec, true)
 		ec.inWindow = lp.l.Window != nil && lp.l.Window.Load()
 		ec.t0 = time.Now()
 		ec.resp.reset()
@@ -379,7 +384,7 @@ func (lp *evLoop) fail(i int, err error) {
 	ec := lp.conns[i]
 	lp.closeConn(ec)
 	if !time.Now().Before(lp.end) {
-		ec.busy = false
+		lp.setBusy(ec, false)
 		return
 	}
 	lp.count(ec, err)
