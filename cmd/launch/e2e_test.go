@@ -538,6 +538,46 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 			t.Fatalf("no %q on reload", want)
 		}
 	}
+	// A SIGHUP while a reload runs is queued, not refused: acknowledged at
+	// once (RELOADING=1), and the file is read again after the running
+	// reload: RELOADING=1 ×3 and READY=1 ×2 in all. (The second is sent
+	// once the first is taken: the kernel merges a pending SIGHUP.)
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	var msgs []string
+	select {
+	case msg := <-got:
+		msgs = append(msgs, msg)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no RELOADING=1 on the third SIGHUP")
+	}
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	for ready := 0; ready < 2; {
+		select {
+		case msg := <-got:
+			msgs = append(msgs, msg)
+			if msg == "READY=1" {
+				ready++
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("two SIGHUPs: got %q, want two READY=1", msgs)
+		}
+	}
+	reloading := 0
+	for _, msg := range msgs {
+		if strings.HasPrefix(msg, "RELOADING=1\nMONOTONIC_USEC=") {
+			reloading++
+		}
+	}
+	if reloading != 3 || len(msgs) != 5 || msgs[len(msgs)-1] != "READY=1" {
+		t.Errorf("two SIGHUPs: messages %q, want RELOADING=1 ×3 and READY=1 ×2, READY=1 last", msgs)
+	}
+	m.waitFor("queued: the file is read again", 5*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(m.output(), "reload web: done") < 3 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // the log line may trail READY=1
+	}
+	if n := strings.Count(m.output(), "reload web: done"); n != 3 {
+		t.Errorf("%d reloads done, want 3 (one, then two SIGHUPs of which one was queued)", n)
+	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case msg := <-got:

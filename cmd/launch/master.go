@@ -271,6 +271,10 @@ type master struct {
 	reloads  chan reloadRequest
 	// reloadMu is held by the reload that runs; another one is refused.
 	reloadMu sync.Mutex
+	// hupMu guards hupRunning (a SIGHUP's reload runs) and hupQueued (a
+	// SIGHUP came meanwhile: one more reload when it ends).
+	hupMu                 sync.Mutex
+	hupRunning, hupQueued bool
 
 	logs    *logStore
 	monitor *monitor
@@ -488,13 +492,7 @@ func (m *master) signal(sig syscall.Signal) {
 		if m.stopping {
 			return
 		}
-		m.say("SIGHUP: re-reading %s and reloading every app", m.opts.file)
-		go func() {
-			res := m.reload(reloadRequest{target: "all", parallel: 1})
-			if res.Error != "" {
-				m.say("reload failed: %s", res.Error)
-			}
-		}()
+		go m.hup()
 	case syscall.SIGTTIN, syscall.SIGTTOU:
 		if m.stopping {
 			return

@@ -57,6 +57,52 @@ type appReloadResult struct {
 	Error    string   `json:"error,omitempty"`
 }
 
+// hup runs the reload a SIGHUP asks for: re-read the file, reload every
+// app. Unlike `launch reload`, a SIGHUP that comes while a reload runs is
+// queued, not refused: systemd's Type=notify-reload sends one and waits
+// for RELOADING=1 (sent at once) and READY=1, and a deploy script that
+// sends two wants the file it wrote last to be read. SIGHUPs queued while
+// one reload runs make one more reload.
+func (m *master) hup() {
+	m.hupMu.Lock()
+	if m.hupRunning {
+		m.hupQueued = true
+		m.hupMu.Unlock()
+		m.say("SIGHUP: a reload is running; queued: the file is read again when it ends")
+		sdNotifyReloading()
+		return
+	}
+	m.hupRunning = true
+	m.hupMu.Unlock()
+	m.say("SIGHUP: re-reading %s and reloading every app", m.opts.file)
+	for {
+		res := m.reload(reloadRequest{target: "all", parallel: 1})
+		if res.Busy {
+			// A `launch reload` runs: wait for it, then go.
+			m.reloadMu.Lock()
+			m.reloadMu.Unlock()
+			var stopping bool
+			if m.exec(func() { stopping = m.stopping }) != nil || stopping {
+				m.hupMu.Lock()
+				break
+			}
+			continue
+		}
+		if res.Error != "" {
+			m.say("reload failed: %s", res.Error)
+		}
+		m.hupMu.Lock()
+		if !m.hupQueued {
+			break
+		}
+		m.hupQueued = false
+		m.hupMu.Unlock()
+		m.say("SIGHUP (queued): re-reading %s and reloading every app", m.opts.file)
+	}
+	m.hupRunning, m.hupQueued = false, false // hupMu is held here
+	m.hupMu.Unlock()
+}
+
 // errReloadBusy refuses a reload asked while another one runs.
 var errReloadBusy = errors.New("a reload is already running; this one was refused (not queued): run it again when the first has finished")
 
