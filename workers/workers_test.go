@@ -150,6 +150,12 @@ func TestExitCodeAndExecFailure(t *testing.T) {
 	if st := waitDone(t, p, 5*time.Second); st.Code != 127 {
 		t.Errorf("exec of a missing program: %s, want exit code 127", st)
 	}
+	// The exit status can come before the stderr reader has the line.
+	select {
+	case <-p.OutputDone():
+	case <-time.After(5 * time.Second):
+		t.Fatal("stderr never reached EOF")
+	}
 	if tail := p.Tail(); len(tail) == 0 || !strings.Contains(tail[0], "cannot execute /nonexistent/program") {
 		t.Errorf("stderr tail = %q", tail)
 	}

@@ -540,8 +540,10 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 	}
 	// A SIGHUP while a reload runs is queued, not refused: acknowledged at
 	// once (RELOADING=1), and the file is read again after the running
-	// reload: RELOADING=1 ×3 and READY=1 ×2 in all. (The second is sent
-	// once the first is taken: the kernel merges a pending SIGHUP.)
+	// reload. (The second is sent once the first is taken: the kernel
+	// merges a pending SIGHUP. If the first one lands while the previous
+	// reload is still winding down, it is queued too, and the two may make
+	// one reload between them.)
 	m.cmd.Process.Signal(syscall.SIGHUP)
 	var msgs []string
 	select {
@@ -551,15 +553,24 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 		t.Fatal("no RELOADING=1 on the third SIGHUP")
 	}
 	m.cmd.Process.Signal(syscall.SIGHUP)
-	for ready := 0; ready < 2; {
+	ready := 0
+collect:
+	for ready < 2 {
+		wait := 20 * time.Second
+		if ready == 1 {
+			wait = 3 * time.Second // a coalesced pair ends here
+		}
 		select {
 		case msg := <-got:
 			msgs = append(msgs, msg)
 			if msg == "READY=1" {
 				ready++
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("two SIGHUPs: got %q, want two READY=1", msgs)
+		case <-time.After(wait):
+			if ready == 0 {
+				t.Fatalf("two SIGHUPs: got %q, want READY=1", msgs)
+			}
+			break collect
 		}
 	}
 	reloading := 0
@@ -568,15 +579,19 @@ func TestSystemdNotifyForMaster(t *testing.T) {
 			reloading++
 		}
 	}
-	if reloading != 3 || len(msgs) != 5 || msgs[len(msgs)-1] != "READY=1" {
-		t.Errorf("two SIGHUPs: messages %q, want RELOADING=1 ×3 and READY=1 ×2, READY=1 last", msgs)
-	}
 	m.waitFor("queued: the file is read again", 5*time.Second)
-	for deadline := time.Now().Add(5 * time.Second); strings.Count(m.output(), "reload web: done") < 3 && time.Now().Before(deadline); {
+	// Each reload sends RELOADING=1 and READY=1; each queued SIGHUP its
+	// own RELOADING=1 at once.
+	queued := strings.Count(m.output(), "queued: the file is read again")
+	if reloading+ready != len(msgs) || reloading != ready+queued || msgs[len(msgs)-1] != "READY=1" {
+		t.Errorf("two SIGHUPs (%d queued): messages %q, want RELOADING=1 per reload and per queued SIGHUP, READY=1 per reload, READY=1 last", queued, msgs)
+	}
+	want := 1 + ready // the first SIGHUP's reload, then one per READY=1 here
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(m.output(), "reload web: done") < want && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond) // the log line may trail READY=1
 	}
-	if n := strings.Count(m.output(), "reload web: done"); n != 3 {
-		t.Errorf("%d reloads done, want 3 (one, then two SIGHUPs of which one was queued)", n)
+	if n := strings.Count(m.output(), "reload web: done"); n != want {
+		t.Errorf("%d reloads done, want %d", n, want)
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
