@@ -209,6 +209,34 @@ func TestBenchLoopFailures(t *testing.T) {
 	}
 }
 
+// TestBenchLoopEndlessBody: a server that streams a chunked body that
+// never ends, as fast as it can, beside one that answers normally on the
+// same loop: the endless requests time out, the normal ones go on, and
+// the run ends on time.
+func TestBenchLoopEndlessBody(t *testing.T) {
+	endless := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		c.Write([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+		chunk := []byte(fmt.Sprintf("%x\r\n%s\r\n", 32<<10, strings.Repeat("x", 32<<10)))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	t0 := time.Now()
+	res, err := Load{URL: endless, Conns: 2, Duration: 1500 * time.Millisecond, Timeout: 300 * time.Millisecond}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("a 1.5 s run took %v", took)
+	}
+	if res.Errors < 2 || res.Requests != 0 || !strings.Contains(res.FirstErrors[0], "timeout") {
+		t.Errorf("endless body: %d errors, %d answers, %q; want timeouts", res.Errors, res.Requests, res.FirstErrors)
+	}
+}
+
 // TestBenchLoopIPv6AndCancel: ::1 works, and cancelling the context ends
 // the run early.
 func TestBenchLoopIPv6AndCancel(t *testing.T) {

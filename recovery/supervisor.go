@@ -666,7 +666,12 @@ func (s *Supervisor) spec(slotIndex int, name string, extra map[string]string) (
 	}
 	spec.Env = env
 	if a.StartNice > 0 {
-		if ok, err := workers.CanRestoreNice(); ok {
+		ok, err := workers.CanRestoreNice()
+		if ok && a.Credential != nil && !workers.HasCapSysNice() {
+			// Raising another user's threads needs the capability itself.
+			ok, err = false, fmt.Errorf("the workers run as another user, which needs CAP_SYS_NICE")
+		}
+		if ok {
 			spec.StartNice = a.StartNice
 		} else if !s.hinted["nice"] {
 			s.hinted["nice"] = true
@@ -728,9 +733,10 @@ func (s *Supervisor) timer(w *worker, k timerKind) {
 		if w.proc != nil && w.state() == workers.Launching && !w.stopSent {
 			if err := w.proc.RestoreNice(); err != nil {
 				s.note("%s (pid %d): %v", w.m.Name, w.proc.PID, err)
+			} else {
+				s.note("%s (pid %d) not ready after half its listen_timeout (%s): raised from start_nice to the master's priority",
+					w.m.Name, w.proc.PID, roundDur(s.app.ListenTimeout/2))
 			}
-			s.note("%s (pid %d) not ready after half its listen_timeout (%s): raised from start_nice to the master's priority",
-				w.m.Name, w.proc.PID, roundDur(s.app.ListenTimeout/2))
 		}
 	case tKill:
 		if w.proc != nil {

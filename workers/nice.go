@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +22,8 @@ import (
 //
 // Nice values are per thread on Linux: the trampoline lowers its own
 // thread before exec, every thread the app creates inherits that, and
-// RestoreNice raises every thread of every process in the worker's group.
+// RestoreNice raises every thread of every process in the worker's group
+// (setpriority PRIO_PGRP).
 // Raising a priority back needs CAP_SYS_NICE or a high enough RLIMIT_NICE,
 // which CanRestoreNice checks once; without it, StartNice is not used (a
 // worker stuck below the others would be worse than a slow reload).
@@ -84,57 +86,27 @@ func (p *Process) RestoreNice() error {
 		return nil
 	}
 	p.niced = false
-	var first error
-	// Twice: a thread created while the first pass ran may have copied
-	// its creator's low priority.
-	for range 2 {
-		for _, pid := range groupMembers(p.PID) {
-			tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-			if err != nil {
-				continue // gone
-			}
-			for _, t := range tasks {
-				tid, err := strconv.Atoi(t.Name())
-				if err != nil {
-					continue
-				}
-				err = unix.Setpriority(unix.PRIO_PROCESS, tid, p.baseNice)
-				if err != nil && !errors.Is(err, unix.ESRCH) && first == nil {
-					first = fmt.Errorf("raise pid %d thread %d to nice %d: %w", pid, tid, p.baseNice, err)
-				}
-			}
-		}
+	// PRIO_PGRP: the kernel sets every thread of every process in the
+	// group, under one lock, so none created meanwhile is missed.
+	if err := unix.Setpriority(unix.PRIO_PGRP, p.PID, p.baseNice); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("raise process group %d to nice %d: %w", p.PID, p.baseNice, err)
 	}
-	return first
+	return nil
 }
 
-// groupMembers lists the processes whose process group is pgid.
-func groupMembers(pgid int) []int {
-	names, err := readDirNames("/proc")
+// HasCapSysNice reports whether this process has CAP_SYS_NICE in its
+// effective set: raising the priority of a worker that runs as another
+// user needs it, whatever RLIMIT_NICE says.
+func HasCapSysNice() bool {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return []int{pgid}
+		return false
 	}
-	var out []int
-	for _, n := range names {
-		if n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		pid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
-		if g, err := unix.Getpgid(pid); err == nil && g == pgid {
-			out = append(out, pid)
+	for _, line := range strings.Split(string(b), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && caps&(1<<unix.CAP_SYS_NICE) != 0
 		}
 	}
-	return out
-}
-
-func readDirNames(dir string) ([]string, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Readdirnames(-1)
+	return false
 }

@@ -91,9 +91,13 @@ func (m *master) hup() {
 		if res.Error != "" {
 			m.say("reload failed: %s", res.Error)
 		}
+		var stopping bool
+		if m.exec(func() { stopping = m.stopping }) != nil {
+			stopping = true
+		}
 		m.hupMu.Lock()
-		if !m.hupQueued {
-			break
+		if !m.hupQueued || stopping {
+			break // a queued SIGHUP is moot once the master stops
 		}
 		m.hupQueued = false
 		m.hupMu.Unlock()
