@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -111,16 +112,11 @@ func (l *Load) runLoops(ctx context.Context, t target, end time.Time, clients []
 		lp := loops[i%n]
 		lp.conns = append(lp.conns, &evConn{c: c, fd: -1})
 	}
-	done := make(chan struct{}, n)
+	var wg sync.WaitGroup
 	for _, lp := range loops {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			lp.run(ctx)
-		}()
+		wg.Go(func() { lp.run(ctx) })
 	}
-	for range loops {
-		<-done
-	}
+	wg.Wait()
 	return nil
 }
 
@@ -189,10 +185,10 @@ func (lp *evLoop) setBusy(ec *evConn, busy bool) {
 }
 
 // start sends the connection's next request, connecting first if needed.
-// A request that fails at once (a refused connect) counts, and the
-// connection's next one waits for the next turn of the loop (pending), so
-// that a target refusing connections does not keep the loop from the
-// other connections and from the clock.
+// A request that fails at once (a refused connect) counts through fail,
+// which queues the next one for the loop's next turn: a target refusing
+// connections does not keep the loop from the other connections and from
+// the clock.
 func (lp *evLoop) start(i int) {
 	ec := lp.conns[i]
 	lp.setBusy(ec, false)
@@ -200,13 +196,12 @@ func (lp *evLoop) start(i int) {
 		return
 	}
 	lp.setBusy(ec, true)
-	ec.inWindow = lp.l.Window != nil && lp.l.Window.Load()
+	ec.inWindow = lp.l.windowOpen()
 	ec.t0 = time.Now()
 	ec.resp.reset()
 	if ec.fd < 0 {
 		if err := lp.dial(i); err != nil {
-			lp.count(ec, err)
-			lp.pending = append(lp.pending, i)
+			lp.fail(i, err)
 			return
 		}
 		if ec.connecting {
@@ -215,9 +210,7 @@ func (lp *evLoop) start(i int) {
 		}
 	}
 	if err := lp.send(i, lp.t.request); err != nil {
-		lp.closeConn(ec)
-		lp.count(ec, err)
-		lp.pending = append(lp.pending, i)
+		lp.fail(i, err)
 	}
 }
 
@@ -388,13 +381,13 @@ func (lp *evLoop) done(i int, eof bool) {
 		}
 		lp.closeConn(ec)
 	}
-	inWindow := ec.inWindow || lp.l.Window != nil && lp.l.Window.Load()
-	ec.c.answer(ec.resp.status, ec.resp.pid, d, inWindow, lp.l.SeenPID)
+	ec.c.answer(ec.resp.status, ec.resp.pid, d, ec.inWindow || lp.l.windowOpen(), lp.l.SeenPID)
 	lp.pending = append(lp.pending, i)
 }
 
 // fail counts a failed request on connection i (unless the run has ended:
-// then it was cut short), closes the connection and starts the next one.
+// then it was cut short), closes the connection, and queues the next
+// request for the loop's next turn, as done does.
 func (lp *evLoop) fail(i int, err error) {
 	ec := lp.conns[i]
 	lp.closeConn(ec)
@@ -402,13 +395,8 @@ func (lp *evLoop) fail(i int, err error) {
 		lp.setBusy(ec, false)
 		return
 	}
-	lp.count(ec, err)
-	lp.start(i)
-}
-
-// count records a failed request as loop's fail does.
-func (lp *evLoop) count(ec *evConn, err error) {
-	ec.c.failure(err, ec.inWindow || lp.l.Window != nil && lp.l.Window.Load())
+	ec.c.failure(err, ec.inWindow || lp.l.windowOpen())
+	lp.pending = append(lp.pending, i)
 }
 
 // timeouts fails the requests in flight for longer than the Load's Timeout.
@@ -427,13 +415,6 @@ func (lp *evLoop) closeConn(ec *evConn) {
 	}
 	ec.connecting = false
 	ec.out = nil
-}
-
-// awaitFIN is awaitClose for a raw fd: one non-blocking read takes the
-// server's FIN if it is there, so that the server keeps TIME_WAIT.
-func awaitFIN(fd int) {
-	var b [1]byte
-	_, _ = unix.Read(fd, b[:])
 }
 
 // headerParser is an event loop's shared parsing state: fasthttp's

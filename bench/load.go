@@ -129,6 +129,9 @@ type client struct {
 	winN, winF   int64
 }
 
+// windowOpen reports whether Load.Window is set and true now.
+func (l *Load) windowOpen() bool { return l.Window != nil && l.Window.Load() }
+
 // answer records one answer: its status, its X-Pid, its latency, in or
 // out of the window. seen is Load.SeenPID (may be nil).
 func (c *client) answer(code int, pid []byte, d time.Duration, inWindow bool, seen func(string)) {
@@ -350,7 +353,6 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			wait.Stop()
 		}
 	}()
-	fail := c.failure
 	for {
 		due, ok := next()
 		if !ok {
@@ -368,7 +370,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			case <-wait.C:
 			}
 		}
-		inWindow := l.Window != nil && l.Window.Load()
+		inWindow := l.windowOpen()
 		t0 := time.Now()
 		if !due.IsZero() {
 			t0 = due // open loop: latency counts from when the request was due
@@ -380,7 +382,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 				if ctx.Err() != nil {
 					return // the run ended: not the server's failure
 				}
-				fail(err, inWindow)
+				c.failure(err, inWindow)
 				continue
 			}
 			br.Reset(nc)
@@ -409,7 +411,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			if !time.Now().Before(end) || ctx.Err() != nil {
 				return // cut short by the end of the run
 			}
-			fail(err, inWindow || l.Window != nil && l.Window.Load())
+			c.failure(err, inWindow || l.windowOpen())
 			continue
 		}
 		d := time.Since(t0)
@@ -417,7 +419,7 @@ func (l Load) loop(ctx, dialCtx context.Context, t target, end time.Time, c *cli
 			awaitClose(nc, br)
 			closeConn()
 		}
-		inWindow = inWindow || l.Window != nil && l.Window.Load()
+		inWindow = inWindow || l.windowOpen()
 		c.answer(resp.StatusCode(), resp.Header.Peek("X-Pid"), d, inWindow, l.SeenPID)
 	}
 }
@@ -440,11 +442,17 @@ func awaitClose(nc net.Conn, br *bufio.Reader) {
 	if err != nil {
 		return
 	}
-	var b [1]byte
 	_ = rc.Read(func(fd uintptr) bool {
-		_, _ = unix.Read(int(fd), b[:]) // 0 (EOF) if the FIN is there, EAGAIN if not
-		return true                     // done either way: never wait for readability
+		awaitFIN(int(fd))
+		return true // done either way: never wait for readability
 	})
+}
+
+// awaitFIN is awaitClose's one non-blocking read on a raw fd: 0 (EOF) if
+// the server's FIN is there, EAGAIN if not.
+func awaitFIN(fd int) {
+	var b [1]byte
+	_, _ = unix.Read(fd, b[:])
 }
 
 // target is where a Load sends its requests: a TCP address and the bytes
