@@ -247,6 +247,11 @@ func (s *Supervisor) Reload(app *config.App, parallel, keep int, progress func(S
 	if err != nil {
 		return err
 	}
+	return s.await(reply)
+}
+
+// await returns what reply gets, or ErrStopped once the supervisor is gone.
+func (s *Supervisor) await(reply <-chan error) error {
 	select {
 	case err := <-reply:
 		return err

@@ -280,12 +280,7 @@ func (s *Supervisor) ReplaceAll() error {
 	if err := s.do(func() { s.roll(s.activeSlots(), 1, nil, reply) }); err != nil {
 		return err
 	}
-	select {
-	case err := <-reply:
-		return err
-	case <-s.done:
-		return ErrStopped
-	}
+	return s.await(reply)
 }
 
 // Scale changes the number of slots to n (≥ 1): new slots start workers;

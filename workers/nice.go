@@ -96,8 +96,11 @@ func (p *Process) RestoreNice() error {
 
 // HasCapSysNice reports whether this process has CAP_SYS_NICE in its
 // effective set: raising the priority of a worker that runs as another
-// user needs it, whatever RLIMIT_NICE says.
-func HasCapSysNice() bool {
+// user needs it, whatever RLIMIT_NICE says. /proc is read once: every
+// start of such a worker asks.
+func HasCapSysNice() bool { return hasCapSysNice() }
+
+var hasCapSysNice = sync.OnceValue(func() bool {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return false
@@ -109,4 +112,4 @@ func HasCapSysNice() bool {
 		}
 	}
 	return false
-}
+})
