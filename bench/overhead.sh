@@ -103,8 +103,7 @@ APPJS="$ROOT/examples/hello-node/app.js"
 HZ=$(getconf CLK_TCK)
 D_S=${WRK_D%s}
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$ROOT/bench/lib.sh" # log, die, alive, port_busy, stop_pid, wrk_parse
 
 mkdir -p "$OUT/wrk" "$OUT/logs" "$OUT/apps" || die "cannot create $OUT"
 rm -f "$OUT"/wrk/*.txt "$OUT"/logs/*.log
@@ -145,8 +144,6 @@ pm2() { (cd "$(dirname "$APPJS")" && "$PM2BIN" "$@"); }
 # -------------------------------------------------------------------- helpers
 ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}' | grep . || echo 0; }
 children() { ps --ppid "$1" -o pid= 2>/dev/null | awk '{print $1}' | sort -n | xargs; }
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_http() { # URL [timeout_s]
   local i=0
   while (( i < ${2:-20} * 10 )); do
@@ -155,19 +152,6 @@ wait_http() { # URL [timeout_s]
   done
   return 1
 }
-# wrk_parse FILE -> "rps p99_ms sock_errors non2xx requests" (from the peer's lib.sh)
-wrk_parse() {
-  awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
-    /Requests\/sec:/ { rps=$2 }
-    /^ +99%/ { p99=ms($2) }
-    /requests in/ { req=$1 }
-    /Socket errors:/ { gsub(",",""); err=$4+$6+$8+$10 }
-    /Non-2xx or 3xx responses:/ { n2=$5 }
-    END { if (rps=="") rps=0; if (p99=="") p99=0; if (req=="") req=0; printf "%s %s %d %d %d\n", rps, p99, err, n2, req }
-  ' "$1"
-}
-# stats: numbers on stdin -> "median min max" (NA if none)
 stats() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "NA NA NA"; exit}
   m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; print m, a[1], a[NR] }'; }
 
@@ -206,14 +190,6 @@ PM2_STARTED=0
 NOTES=()
 note() { NOTES+=("$*"); log "NOTE: $*"; }
 
-stop_pid() { # PID [grace_s]: SIGTERM, then SIGKILL after grace
-  local p=$1 g=${2:-10} i=0
-  alive "$p" || return 0
-  kill -TERM "$p" 2>/dev/null
-  while alive "$p" && (( i < g * 10 )); do sleep 0.1; i=$((i + 1)); done
-  if alive "$p"; then log "pid $p still alive ${g}s after SIGTERM: SIGKILL"; kill -KILL "$p" 2>/dev/null; fi
-  wait "$p" 2>/dev/null
-}
 cleanup() {
   local p
   for p in "${WRKPIDS[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
@@ -368,7 +344,7 @@ measure_once() { # PART LOAD ROUND CFG ATTEMPT -> ROW, OTHER_CORES, NOTE1
   read -r WRK_CORES OTHER_CORES < <(awk -v b=$((CPU_BUSY - b0)) -v w="$wrkc" -v s=$((sum + dm)) -v hz="$HZ" -v ns=$((t1ns - t0ns)) \
     'BEGIN{ sec = ns/1e9; printf "%.2f %.2f\n", w/hz/sec, (b - w - s)/hz/sec }')
   local rps p99 err n2 req xp xs
-  read -r rps p99 err n2 req < <(wrk_parse "$wf")
+  read -r rps p99 err n2 req _ < <(wrk_parse "$wf")
   xp=$(awk '/^XPID /{c[$2]+=$3} END{for (k in c) printf "%s:%d,", k, c[k]}' "${wf%.txt}.warm.txt")
   xs=$(tr ',' '\n' <<<"$xp" | awk -F: 'NF==2{t+=$2; if ($2>m) m=$2} END{ if (t>0) printf "%.3f", m/t; else print "NA"}')
   local wus mus tus cs
