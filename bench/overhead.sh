@@ -152,6 +152,13 @@ wait_http() { # URL [timeout_s]
   done
   return 1
 }
+# check_log NAME: notes the lines of a launch master's log that a clean
+# run does not print (anything but start, ready, stop and the workers'
+# own drain lines).
+check_log() {
+  grep -Ev ' (none → launching|launching → online|online → stopping|stopping → stopped \(exit code 0\))|ready \(2 of 2|workers on |all workers stopped|SIGTERM: stopping gracefully|master [^ ]+ \(pid [0-9]+\) from |control socket |\| (listening|got SIG|drained)' "$OUT/logs/$1.log" |
+    grep . >"$OUT/logs/$1.unexpected" && note "$1 log has unexpected lines: $(head -5 "$OUT/logs/$1.unexpected" | tr '\n' ' ')"
+}
 stats() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "NA NA NA"; exit}
   m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; print m, a[1], a[NR] }'; }
 
@@ -449,7 +456,7 @@ if [[ " $PARTS " == *" go "* ]]; then
     stop_launch launch-go-rp
     stop_pid "${MAIN[launch-go]}" 15; rc=$?
     log "launch-go master exit status: $rc"; (( rc == 0 )) || note "launch-go: master exited with status $rc after SIGTERM"
-    grep -Ev ' (none → launching|launching → online|online → stopping|stopping → stopped \(exit code 0\))|ready \(2 of 2|workers on |all workers stopped|SIGTERM: stopping gracefully|master [^ ]+ \(pid [0-9]+\) from |\| (listening|got SIG|drained)' "$OUT/logs/launch-go.log" | grep . >"$OUT/logs/launch-go.unexpected" && note "launch-go log has unexpected lines: $(head -5 "$OUT/logs/launch-go.unexpected" | tr '\n' ' ')"
+    check_log launch-go
     { echo; echo "## 1. Go hello (bin/hello): launch -i 2 vs the same app started twice by hand"
       table go "${cfgs[@]}"
       echo
@@ -503,7 +510,7 @@ if [[ " $PARTS " == *" node "* ]]; then
       stop_launch launch-node-rp
       stop_pid "${MAIN[launch-node]}" 15; rc=$?
       log "launch-node master exit status: $rc"; (( rc == 0 )) || note "launch-node: master exited with status $rc after SIGTERM"
-      grep -Ev ' (none → launching|launching → online|online → stopping|stopping → stopped \(exit code 0\))|ready \(2 of 2|workers on |all workers stopped|SIGTERM: stopping gracefully|master [^ ]+ \(pid [0-9]+\) from |\| (listening|got SIG|drained)' "$OUT/logs/launch-node.log" | grep . >"$OUT/logs/launch-node.unexpected" && note "launch-node log has unexpected lines: $(head -5 "$OUT/logs/launch-node.unexpected" | tr '\n' ' ')"
+      check_log launch-node
       { echo; echo "## 2. Node hello (examples/hello-node/app.js): launch -i 2 vs PM2 cluster -i 2 vs by hand"
         (( HAVE_PM2 )) || { echo; echo "(PM2 configs skipped: no pm2; see the message above.)"; }
         table node "${cfgs[@]}"
