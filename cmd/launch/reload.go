@@ -81,8 +81,7 @@ func (m *master) hup() {
 			// A `launch reload` runs: wait for it, then go.
 			m.reloadMu.Lock()
 			m.reloadMu.Unlock()
-			var stopping bool
-			if m.exec(func() { stopping = m.stopping }) != nil || stopping {
+			if m.isStopping() {
 				m.hupMu.Lock()
 				break
 			}
@@ -91,10 +90,7 @@ func (m *master) hup() {
 		if res.Error != "" {
 			m.say("reload failed: %s", res.Error)
 		}
-		var stopping bool
-		if m.exec(func() { stopping = m.stopping }) != nil {
-			stopping = true
-		}
+		stopping := m.isStopping()
 		m.hupMu.Lock()
 		if !m.hupQueued || stopping {
 			break // a queued SIGHUP is moot once the master stops
@@ -105,6 +101,12 @@ func (m *master) hup() {
 	}
 	m.hupRunning, m.hupQueued = false, false // hupMu is held here
 	m.hupMu.Unlock()
+}
+
+// isStopping reports whether the master is stopping (or its loop is gone).
+func (m *master) isStopping() bool {
+	var stopping bool
+	return m.exec(func() { stopping = m.stopping }) != nil || stopping
 }
 
 // errReloadBusy refuses a reload asked while another one runs.
